@@ -1,0 +1,44 @@
+# clvnet: the two commands a newcomer needs are `make quickstart` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU build of torch by default; GPU users: install your CUDA torch into .venv first, then `make install TORCH_SPEC=`.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: install quickstart test test-slow test-browser lint typecheck demo bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	@if [ -n "$(TORCH_SPEC)" ] && ! $(BIN)/python -c "import torch" 2>/dev/null; then \
+	  echo "installing $(TORCH_SPEC) (CPU build)"; $(BIN)/python -m pip install -q "$(TORCH_SPEC)"; fi
+	$(BIN)/python -m pip install -q -e ".[all]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+quickstart: $(STAMP)
+	$(BIN)/clvnet quickstart $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(ARGS)
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow $(ARGS)
+
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest -q -m browser $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check clvnet tests scripts
+	$(BIN)/mypy
+
+demo: $(STAMP)
+	$(BIN)/clvnet demo --checkpoint runs/quickstart/checkpoint $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench_synth.py
+
+clean:
+	rm -rf runs build *.egg-info

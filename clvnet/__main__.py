@@ -1,0 +1,7 @@
+"""``python -m clvnet``."""
+
+import sys
+
+from clvnet.cli import main
+
+sys.exit(main())

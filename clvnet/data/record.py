@@ -1,0 +1,237 @@
+"""The GCG record: the interchange format between loaders, trainer, evaluator and predictor.
+
+A record (design §4)::
+
+    {"image": path, "height": H, "width": W, "box": [x0, y0, x1, y1] | null,
+     "caption": plain text, "phrases": [{"text", "span": [s, e], "masks": [RLE, ...]}],
+     "meta": {...}}
+
+``caption[s:e] == text`` for every phrase. The model's target text is the caption with each
+phrase written ``<p> text </p> [SEG]`` (:func:`to_tagged` / :func:`from_tagged`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clvnet.data import rle as rle_utils
+
+P_OPEN, P_CLOSE, SEG = "<p>", "</p>", "[SEG]"
+_TAG_RE = re.compile(r"<p>\s*(.*?)\s*</p>\s*\[SEG\]", re.DOTALL)
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file, the record and the field."""
+
+    def __init__(self, message: str, *, file: str | Path | None = None, record: str | int | None = None,
+                 field: str | None = None) -> None:
+        where = []
+        if file is not None:
+            where.append(f"file {file}")
+        if record is not None:
+            where.append(f"record {record}")
+        if field is not None:
+            where.append(f"field '{field}'")
+        self.file, self.record, self.field = file, record, field
+        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+
+
+@dataclass
+class Phrase:
+    """One grounded phrase: its text, its character span in the caption, and its instance masks."""
+
+    text: str
+    span: tuple[int, int]
+    masks: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def is_multi_target(self) -> bool:
+        return len(self.masks) > 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "span": [int(self.span[0]), int(self.span[1])], "masks": self.masks}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Phrase:
+        span = d["span"]
+        return cls(text=str(d["text"]), span=(int(span[0]), int(span[1])), masks=list(d.get("masks", [])))
+
+
+@dataclass
+class GCGRecord:
+    """One grounded-conversation-generation sample (or prediction)."""
+
+    image: str
+    height: int
+    width: int
+    caption: str
+    phrases: list[Phrase] = field(default_factory=list)
+    box: tuple[float, float, float, float] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            self.id = Path(self.image).stem
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "image": self.image, "height": self.height, "width": self.width,
+            "box": None if self.box is None else [float(v) for v in self.box],
+            "caption": self.caption, "phrases": [p.to_dict() for p in self.phrases], "meta": self.meta,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GCGRecord:
+        box = d.get("box")
+        return cls(
+            id=str(d.get("id", "") or ""), image=str(d["image"]), height=int(d["height"]), width=int(d["width"]),
+            caption=str(d["caption"]), phrases=[Phrase.from_dict(p) for p in d.get("phrases", [])],
+            box=None if box is None else (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
+            meta=dict(d.get("meta") or {}),
+        )
+
+    def tagged(self) -> str:
+        """The target text with ``<p> ... </p> [SEG]`` tags."""
+        return to_tagged(self.caption, self.phrases)
+
+    def image_path(self, root: str | Path | None = None) -> Path:
+        p = Path(self.image)
+        return p if p.is_absolute() or root is None else Path(root) / p
+
+
+# --------------------------------------------------------------------------- tagged text
+def to_tagged(caption: str, phrases: list[Phrase]) -> str:
+    """Insert ``<p> text </p> [SEG]`` around each phrase span (spans must not overlap)."""
+    out, pos = [], 0
+    for p in sorted(phrases, key=lambda p: p.span[0]):
+        s, e = p.span
+        if s < pos:
+            raise ValueError(f"phrase spans overlap at {p.span} ({p.text!r})")
+        out.append(caption[pos:s])
+        out.append(f"{P_OPEN} {caption[s:e]} {P_CLOSE} {SEG}")
+        pos = e
+    out.append(caption[pos:])
+    return "".join(out)
+
+
+def from_tagged(tagged: str) -> tuple[str, list[Phrase]]:
+    """Parse tagged text into ``(caption, phrases)``; phrases have no masks yet.
+
+    ``<p> a car </p> [SEG]`` becomes ``a car`` in the caption with its span recorded.
+    """
+    caption_parts: list[str] = []
+    phrases: list[Phrase] = []
+    pos, length = 0, 0
+    for m in _TAG_RE.finditer(tagged):
+        before = tagged[pos:m.start()]
+        caption_parts.append(before)
+        length += len(before)
+        text = m.group(1)
+        phrases.append(Phrase(text=text, span=(length, length + len(text))))
+        caption_parts.append(text)
+        length += len(text)
+        pos = m.end()
+    caption_parts.append(tagged[pos:])
+    return "".join(caption_parts), phrases
+
+
+def strip_tags(text: str) -> str:
+    """Remove every tag (``<p>``, ``</p>``, ``[SEG]``) and tidy whitespace, as GLaMM does for captions."""
+    text = text.replace(P_OPEN, "").replace(P_CLOSE, "").replace(SEG, "")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+# --------------------------------------------------------------------------- validation
+def validate(record: GCGRecord, *, file: str | Path | None = None, check_masks: bool = True) -> None:
+    """Check a record's invariants; raise :class:`DataError` naming file, record and field."""
+    rid = record.id
+    if record.height <= 0 or record.width <= 0:
+        raise DataError(f"image size must be positive, got {record.height}x{record.width}",
+                        file=file, record=rid, field="height/width")
+    if record.box is not None:
+        x0, y0, x1, y1 = record.box
+        if x1 <= x0 or y1 <= y0:
+            raise DataError(f"box {list(record.box)} has zero area or inverted corners", file=file, record=rid,
+                            field="box")
+        if x0 < 0 or y0 < 0 or x1 > record.width or y1 > record.height:
+            raise DataError(f"box {list(record.box)} lies outside the {record.width}x{record.height} image",
+                            file=file, record=rid, field="box")
+    last_end = -1
+    for i, p in enumerate(record.phrases):
+        s, e = p.span
+        if not (0 <= s < e <= len(record.caption)) or record.caption[s:e] != p.text:
+            got = record.caption[s:e] if 0 <= s <= e <= len(record.caption) else "<out of range>"
+            raise DataError(f"span {list(p.span)} gives {got!r}, expected {p.text!r}", file=file, record=rid,
+                            field=f"phrases[{i}].span")
+        if s < last_end:
+            raise DataError(f"span {list(p.span)} overlaps the previous phrase", file=file, record=rid,
+                            field=f"phrases[{i}].span")
+        last_end = e
+        if not p.masks:
+            raise DataError(f"phrase {p.text!r} has no mask", file=file, record=rid, field=f"phrases[{i}].masks")
+        if check_masks:
+            for k, m in enumerate(p.masks):
+                try:
+                    h, w = rle_utils.rle_size(m)
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise DataError(f"not a COCO RLE: {exc}", file=file, record=rid,
+                                    field=f"phrases[{i}].masks[{k}]") from exc
+                if (h, w) != (record.height, record.width):
+                    raise DataError(f"RLE size {h}x{w} differs from the image size {record.height}x{record.width}",
+                                    file=file, record=rid, field=f"phrases[{i}].masks[{k}]")
+                try:
+                    rle_utils.decode(m)
+                except Exception as exc:
+                    raise DataError(f"RLE does not decode: {exc}", file=file, record=rid,
+                                    field=f"phrases[{i}].masks[{k}]") from exc
+
+
+# --------------------------------------------------------------------------- JSONL
+def iter_jsonl(path: str | Path, *, validate_records: bool = False) -> Iterator[GCGRecord]:
+    """Stream records from a JSONL file; a bad line raises with the file and line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", file=path)
+    with path.open() as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"line {lineno} is not valid JSON (truncated?): {exc.msg}", file=path,
+                                record=f"line {lineno}") from exc
+            try:
+                rec = GCGRecord.from_dict(d)
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                raise DataError(f"line {lineno} is not a GCG record: {exc!r}", file=path,
+                                record=d.get("id", f"line {lineno}") if isinstance(d, dict) else f"line {lineno}"
+                                ) from exc
+            if validate_records:
+                validate(rec, file=path)
+            yield rec
+
+
+def read_jsonl(path: str | Path, *, validate_records: bool = False) -> list[GCGRecord]:
+    """Read all records of a JSONL file."""
+    return list(iter_jsonl(path, validate_records=validate_records))
+
+
+def write_jsonl(records: Iterable[GCGRecord], path: str | Path) -> int:
+    """Write records as JSONL (atomically: temp file then rename); returns the count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    n = 0
+    with tmp.open("w") as f:
+        for r in records:
+            f.write(json.dumps(r.to_dict(), separators=(",", ":")) + "\n")
+            n += 1
+    tmp.replace(path)
+    return n
