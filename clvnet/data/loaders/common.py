@@ -1,0 +1,69 @@
+"""Helpers shared by the dataset loaders: path resolution and mask normalisation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clvnet.data import rle as rle_utils
+from clvnet.data.record import DataError
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file; a parse error names the file and position."""
+    if not path.is_file():
+        raise DataError("file not found", file=path)
+    try:
+        with path.open() as f:
+            return json.load(f)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"not valid JSON (truncated?): {exc.msg} at line {exc.lineno} column {exc.colno}",
+                        file=path) from exc
+
+
+def resolve(rel: str | Path, *bases: Path | None) -> Path | None:
+    """First existing candidate among ``base/rel`` then ``base/basename(rel)`` for each base."""
+    p = Path(rel)
+    if p.is_absolute():
+        return p if p.exists() else None
+    for base in bases:
+        if base is None:
+            continue
+        for cand in (base / p, base / p.name):
+            if cand.exists():
+                return cand.resolve()
+    return None
+
+
+def normalise_rle(obj: Any, height: int, width: int, *, file: Path, record: str, field: str) -> dict[str, Any]:
+    """Any COCO RLE (compressed str/bytes or uncompressed list counts) -> compressed JSON-safe RLE.
+
+    Raises:
+        DataError: not an RLE, it does not decode, or its size differs from the image.
+    """
+    if not isinstance(obj, dict) or "size" not in obj or "counts" not in obj:
+        raise DataError(f"not a COCO RLE (needs 'size' and 'counts'): {str(obj)[:80]}", file=file,
+                        record=record, field=field)
+    h, w = (int(v) for v in obj["size"])
+    if (h, w) != (height, width):
+        raise DataError(f"RLE size {h}x{w} differs from the image size {height}x{width}", file=file,
+                        record=record, field=field)
+    counts = obj["counts"]
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii")
+    try:
+        if isinstance(counts, str):
+            out = {"size": [h, w], "counts": counts}
+            rle_utils.decode(out)  # check it decodes
+            return out
+        return rle_utils.encode(rle_utils.decode({"size": [h, w], "counts": counts}))
+    except Exception as exc:
+        raise DataError(f"RLE does not decode: {exc}", file=file, record=record, field=field) from exc
+
+
+def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
+    """(H, W) binary mask -> compressed RLE."""
+    return rle_utils.encode(mask.astype(np.uint8))
