@@ -1,0 +1,237 @@
+"""The Gradio Blocks app: upload or pick an image, draw boxes, ask, and read the grounded caption.
+
+Layout (left: input, right: one result block per box)::
+
+    [ image file (PNG/JPEG/GeoTIFF) ]       status line
+    [ box annotator (draw boxes)   ]        Box 1: caption (phrases coloured) | overlay | downloads
+    [ question (optional) ] [Run]           Box 2: ...
+    [ examples ]
+
+Endpoints: the UI's ``run`` streams the caption while it is generated; ``predict_api(image, boxes_json,
+query)`` is the documented endpoint for API clients (``gradio_client``). Both go through
+:class:`clvnet.demo.service.DemoService`, which calls the Predictor.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from gradio_image_annotation import image_annotator
+
+from clvnet.demo.service import BoxResult, DemoInputError, DemoService, LoadedImage, parse_boxes
+
+log = logging.getLogger(__name__)
+ASSETS = Path(__file__).resolve().parent / "assets"
+EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("aerial_residential.jpg", "Real aerial scene (residential, pools, cars)"),
+    ("synthrs_scene1.png", "SynthRS scene 1"),
+    ("synthrs_scene2.png", "SynthRS scene 2"),
+)
+CSS = """
+.clv-caption { font-size: 1.05rem; line-height: 1.6; min-height: 2.5em; }
+.clv-streaming::after { content: "\u258c"; opacity: 0.6; }
+"""
+INTRO = """# CLV-Net: grounded captions for aerial images
+1. Upload an image (PNG, JPEG or GeoTIFF) or pick an example.
+2. Drag one or more boxes on the image around the regions to describe.
+3. Optionally ask a question, then press **Run**. Each phrase in the caption is coloured like its mask.
+"""
+
+
+def _user_error(exc: Exception) -> gr.Error:
+    """A readable page message for any failure; tracebacks stay in the server log."""
+    if isinstance(exc, DemoInputError):
+        return gr.Error(str(exc), title="Check the input", print_exception=False)
+    log.exception("demo request failed")
+    return gr.Error(f"The model failed on this request ({type(exc).__name__}: {exc}).",
+                    title="Prediction failed", print_exception=False)
+
+
+def _timing_text(results: list[BoxResult]) -> str:
+    parts = []
+    for r in results:
+        t = r.timings
+        total = t.get("total", sum(t.values()))
+        n = len(r.record.get("phrases", []))
+        parts.append(f"box {r.index + 1}: {n} phrase{'s' if n != 1 else ''}, {total:.2f} s")
+    return "Done. " + "; ".join(parts) + "."
+
+
+def build_app(predictor: Any, *, max_boxes: int = 4, workdir: str | Path | None = None,
+              title: str = "CLV-Net demo") -> gr.Blocks:
+    """Build the demo's Blocks app around a loaded predictor.
+
+    Args:
+        predictor: a :class:`clvnet.inference.predictor.Predictor` (any object with its ``predict``).
+        max_boxes: most boxes per request (one result block each).
+        workdir: where previews and downloads are written (a temporary folder when None).
+        title: browser tab title.
+
+    Returns:
+        The (not yet launched) ``gr.Blocks``; launch it with :func:`launch_app`.
+    """
+    service = DemoService(predictor, workdir=workdir, max_boxes=max_boxes)
+
+    with gr.Blocks(title=title, delete_cache=(3600, 3600)) as demo:
+        demo.clvnet_service = service  # type: ignore[attr-defined]  # for tests and launch_app
+        loaded = gr.State(None)
+        gr.Markdown(INTRO)
+        with gr.Row():
+            with gr.Column(scale=5):
+                upload = gr.File(label="Image file (PNG, JPEG or GeoTIFF)", file_count="single",
+                                 file_types=["image", ".tif", ".tiff"], elem_id="clv-upload")
+                annot = image_annotator(label="Draw boxes here", image_type="filepath", sources=[],
+                                        disable_edit_boxes=True, box_min_size=4, show_clear_button=False,
+                                        show_remove_button=True, elem_id="clv-annotator", height=560)
+                query = gr.Textbox(label="Question (optional)", placeholder="e.g. Describe the vehicles.",
+                                   max_lines=2, elem_id="clv-query")
+                run_btn = gr.Button("Run", variant="primary", elem_id="clv-run")
+                examples = [str(ASSETS / name) for name, _ in EXAMPLES if (ASSETS / name).is_file()]
+                labels = [label for name, label in EXAMPLES if (ASSETS / name).is_file()]
+                if examples:
+                    gr.Examples(examples=[[p] for p in examples], inputs=[upload], example_labels=labels,
+                                label="Examples", elem_id="clv-examples")
+            with gr.Column(scale=6):
+                status = gr.Markdown("Upload an image or pick an example.", elem_id="clv-status")
+                slots: list[dict[str, Any]] = []
+                for i in range(max_boxes):
+                    with gr.Group(visible=False, elem_id=f"clv-result-{i}") as group:
+                        head = gr.Markdown(f"### Box {i + 1}")
+                        caption = gr.HTML(elem_id=f"clv-caption-{i}", elem_classes=["clv-caption"])
+                        overlay = gr.Image(label="Overlay", type="filepath", interactive=False,
+                                           elem_id=f"clv-overlay-{i}", format="png")
+                        files = gr.File(label="Downloads", file_count="multiple", interactive=False,
+                                        elem_id=f"clv-files-{i}")
+                    slots.append({"group": group, "head": head, "caption": caption, "overlay": overlay,
+                                  "files": files})
+        # The documented API endpoint: plain inputs, so any client can call it.
+        with gr.Column(visible=False):
+            api_image = gr.File(label="image")
+            api_boxes = gr.Textbox(label="boxes_json")
+            api_query = gr.Textbox(label="query")
+            api_btn = gr.Button("predict_api")
+            api_records = gr.JSON(label="records")
+            api_overlays = gr.File(label="overlays", file_count="multiple")
+
+        slot_outputs = [c for s in slots for c in s.values()]
+
+        def on_upload(path: str | None) -> tuple[Any, Any, str]:
+            if not path:
+                return None, None, "Upload an image or pick an example."
+            try:
+                img = service.load(path)
+            except Exception as exc:
+                raise _user_error(exc) from None
+            note = f"**{img.name}**: {img.width}x{img.height} px"
+            if img.scale > 1.0:
+                note += f" (shown at 1/{img.scale:.2f}; boxes are mapped back to full resolution)"
+            if img.georeferenced:
+                note += ", georeferenced (GeoJSON download available)"
+            return ({"image": img.preview_path, "boxes": []}, img.to_dict(),
+                    note + ". Now drag a box on the image and press Run.")
+
+        def hide_all() -> dict[Any, Any]:
+            return {s["group"]: gr.update(visible=False) for s in slots}
+
+        def show_result(r: BoxResult) -> dict[Any, Any]:
+            s = slots[r.index]
+            x0, y0, x1, y1 = r.box
+            return {s["group"]: gr.update(visible=True),
+                    s["head"]: f"### Box {r.index + 1}: [{x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f}]",
+                    s["caption"]: gr.update(value=r.caption_html, elem_classes=["clv-caption"]),
+                    s["overlay"]: r.overlay_path, s["files"]: r.files}
+
+        def on_run(state: dict[str, Any] | None, annotation: dict[str, Any] | None,
+                   question: str) -> Iterator[dict[Any, Any]]:
+            try:
+                if state is None or annotation is None:
+                    raise DemoInputError("No image: upload an image or pick an example first.")
+                img = LoadedImage.from_dict(state)
+                boxes = service.boxes_from_preview(img, parse_boxes(annotation.get("boxes") or []))
+            except Exception as exc:
+                yield {status: f"**Error:** {html.escape(str(exc))}", **hide_all()}
+                raise _user_error(exc) from None
+            yield {status: f"Running on {len(boxes)} box{'es' if len(boxes) > 1 else ''}…", **hide_all()}
+            results: list[BoxResult] = []
+            try:
+                for ev in service.stream(img, boxes, question):
+                    s = slots[ev.index]
+                    if ev.result is None:
+                        partial = f'<span class="clv-streaming">{html.escape(_plain(ev.text))}</span>'
+                        yield {s["group"]: gr.update(visible=True), s["head"]: f"### Box {ev.index + 1}",
+                               s["caption"]: partial}
+                    else:
+                        results.append(ev.result)
+                        yield show_result(ev.result)
+            except Exception as exc:
+                yield {status: f"**Error:** {html.escape(str(exc))}"}
+                raise _user_error(exc) from None
+            yield {status: _timing_text(results)}
+
+        def predict_api(image: str | None, boxes_json: str, query_text: str) -> tuple[list[dict[str, Any]], list[str]]:
+            """Grounded captions for boxes on an image.
+
+            Args:
+                image: the image file (PNG, JPEG, TIFF or GeoTIFF).
+                boxes_json: JSON list of boxes in full-resolution pixels, each ``[x0, y0, x1, y1]`` or
+                    ``{"xmin", "ymin", "xmax", "ymax"}``.
+                query_text: optional question ("" for none).
+
+            Returns:
+                One record per box (the GCG record plus ``colors``, ``box`` and ``timings``) and one
+                overlay PNG per box.
+            """
+            try:
+                if not image:
+                    raise DemoInputError("No image given.")
+                img = service.load(image)
+                results = service.run(img, parse_boxes(boxes_json), query_text)
+            except Exception as exc:
+                raise _user_error(exc) from None
+            records = [{**r.record, "colors": [list(c) for c in r.colors], "box": list(r.box),
+                        "timings": r.timings} for r in results]
+            return records, [r.overlay_path for r in results]
+
+        upload.change(on_upload, [upload], [annot, loaded, status], api_visibility="private")
+        run_btn.click(on_run, [loaded, annot, query], [status, *slot_outputs], api_visibility="private",
+                      concurrency_id="model")
+        api_btn.click(predict_api, [api_image, api_boxes, api_query], [api_records, api_overlays],
+                      api_name="predict_api", concurrency_id="model")
+    return demo
+
+
+def _plain(text: str) -> str:
+    """Streamed text without the model's phrase tags."""
+    from clvnet.data.record import strip_tags
+
+    return strip_tags(text)
+
+
+def launch_app(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False,
+               max_upload_mb: float = 50.0, max_queue: int = 32, block: bool = True) -> Any:
+    """Queue and launch the app: one request at a time on the model, capped uploads, no tracebacks.
+
+    Args:
+        demo: the app from :func:`build_app`.
+        host: interface to bind (loopback by default).
+        port: TCP port (None = first free port from 7860).
+        share: create a public Gradio link.
+        max_upload_mb: largest accepted upload in MB.
+        max_queue: most requests waiting in the queue.
+        block: block the calling thread (False in tests).
+
+    Returns:
+        What ``gr.Blocks.launch`` returns (app, local URL, share URL).
+    """
+    if max_upload_mb <= 0:
+        raise ValueError(f"--max-upload-mb must be > 0, got {max_upload_mb}")
+    demo.queue(default_concurrency_limit=1, max_size=max_queue)
+    service: DemoService = demo.clvnet_service  # type: ignore[attr-defined]
+    return demo.launch(server_name=host, server_port=port, share=share, max_file_size=f"{max_upload_mb:g}mb",
+                       show_error=False, prevent_thread_lock=not block, quiet=not block, css=CSS,
+                       allowed_paths=[str(ASSETS), str(service.workdir)])

@@ -1,0 +1,313 @@
+"""The demo's logic without any Gradio: load an upload, check the boxes, call the Predictor, write outputs.
+
+The web app (:mod:`clvnet.demo.app`) is a thin layer over :class:`DemoService`, and so is the documented
+``predict_api`` endpoint, so the browser UI and API clients run exactly the same code. All model work is
+done by :class:`clvnet.inference.predictor.Predictor`; colours and overlays come from :mod:`clvnet.viz`.
+
+User mistakes raise :class:`DemoInputError` with a message meant for the page (no traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+Box = tuple[float, float, float, float]
+PREVIEW_MAX = 1024  # longest side of the picture shown in the box annotator
+RESULT_TTL_S = 3600.0  # request folders older than this are deleted
+
+
+class DemoInputError(ValueError):
+    """A problem with what the user gave (no box, unreadable file, empty box); shown on the page."""
+
+
+@dataclass
+class LoadedImage:
+    """An uploaded image, ready for drawing boxes and for the predictor.
+
+    Attributes:
+        path: the uploaded file (PNG, JPEG, TIFF or GeoTIFF); the predictor reads it at full resolution.
+        name: its file name, for titles and download names.
+        height: full-resolution height in pixels.
+        width: full-resolution width in pixels.
+        preview_path: an RGB PNG, longest side at most ``PREVIEW_MAX``, shown in the box annotator.
+        scale: full-resolution pixels per preview pixel (>= 1).
+        georeferenced: whether the file carries a CRS and geotransform (then GeoJSON is offered).
+    """
+
+    path: str
+    name: str
+    height: int
+    width: int
+    preview_path: str
+    scale: float
+    georeferenced: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (kept in the page's session state)."""
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LoadedImage:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**d)
+
+
+@dataclass
+class BoxResult:
+    """Everything the page shows for one box.
+
+    Attributes:
+        index: position of the box in the request (0-based).
+        box: the box in full-resolution pixels.
+        record: the prediction as a GCG record dict (``Predictor``'s ``to_record().to_dict()``).
+        caption_html: the caption with each phrase in its mask's colour (:func:`clvnet.viz.caption_html`).
+        colors: one ``(r, g, b)`` per phrase, the same colours as in the overlay.
+        overlay_path: the overlay PNG.
+        files: downloads: the JSON record, the overlay PNG and, for GeoTIFF input, GeoJSON.
+        timings: seconds spent per stage, as reported by the predictor.
+    """
+
+    index: int
+    box: Box
+    record: dict[str, Any]
+    caption_html: str
+    colors: list[tuple[int, int, int]]
+    overlay_path: str
+    files: list[str]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class StreamEvent:
+    """One step of a streamed run: partial text of box ``index``, or its finished result."""
+
+    index: int
+    text: str = ""
+    result: BoxResult | None = None
+
+
+def parse_boxes(boxes: Any) -> list[Box]:
+    """Boxes from the annotator (dicts with xmin/ymin/xmax/ymax), ``[x0, y0, x1, y1]`` lists, or JSON of either.
+
+    Args:
+        boxes: a list, or a JSON string holding a list (``""``/None = no box).
+
+    Returns:
+        The boxes as float tuples, in the order given.
+
+    Raises:
+        DemoInputError: malformed JSON or a box that is neither form (the message names the box).
+    """
+    if boxes is None or (isinstance(boxes, str) and not boxes.strip()):
+        return []
+    if isinstance(boxes, str):
+        try:
+            boxes = json.loads(boxes)
+        except json.JSONDecodeError as exc:
+            raise DemoInputError(f"boxes: not valid JSON ({exc.msg} at character {exc.pos})") from None
+        if isinstance(boxes, dict) or (isinstance(boxes, list) and boxes and isinstance(boxes[0], (int, float))):
+            boxes = [boxes]
+    if not isinstance(boxes, list):
+        raise DemoInputError(f"boxes: expected a list of boxes, got {type(boxes).__name__}")
+    out: list[Box] = []
+    for i, b in enumerate(boxes):
+        try:
+            if isinstance(b, dict):
+                vals = [b["xmin"], b["ymin"], b["xmax"], b["ymax"]]
+            elif isinstance(b, (list, tuple)) and len(b) == 4:
+                vals = list(b)
+            else:
+                raise TypeError
+            x0, y0, x1, y1 = (float(v) for v in vals)
+        except (KeyError, TypeError, ValueError):
+            raise DemoInputError(
+                f"box {i + 1}: expected [x0, y0, x1, y1] or {{'xmin', 'ymin', 'xmax', 'ymax'}}, got {b!r}") from None
+        if not all(np.isfinite([x0, y0, x1, y1])):
+            raise DemoInputError(f"box {i + 1}: coordinates must be finite numbers, got {b!r}")
+        out.append((x0, y0, x1, y1))
+    return out
+
+
+def check_boxes(boxes: Sequence[Box], width: int, height: int, max_boxes: int) -> list[Box]:
+    """Validate boxes against the image; never clips or drops one silently.
+
+    Raises:
+        DemoInputError: no box, too many boxes, a box of zero area, or a box outside the image.
+    """
+    if not boxes:
+        raise DemoInputError("No box drawn: drag a rectangle on the image around the region to describe.")
+    if len(boxes) > max_boxes:
+        raise DemoInputError(f"{len(boxes)} boxes drawn, but this demo runs at most {max_boxes} per request; "
+                             "remove some (select a box and press Delete).")
+    out = []
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        if x1 <= x0 or y1 <= y0:
+            raise DemoInputError(f"Box {i + 1} [{x0:g}, {y0:g}, {x1:g}, {y1:g}] has zero area: "
+                                 "it needs x0 < x1 and y0 < y1.")
+        if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
+            raise DemoInputError(f"Box {i + 1} [{x0:g}, {y0:g}, {x1:g}, {y1:g}] lies outside the "
+                                 f"{width}x{height} image.")
+        out.append((x0, y0, x1, y1))
+    return out
+
+
+class DemoService:
+    """Runs the demo's requests on one :class:`~clvnet.inference.predictor.Predictor`.
+
+    Args:
+        predictor: a loaded ``Predictor`` (``predict(image, boxes, query=None, stream=False)``).
+        workdir: folder for previews and downloads; a fresh temporary folder when None.
+        max_boxes: most boxes per request.
+    """
+
+    def __init__(self, predictor: Any, workdir: str | Path | None = None, max_boxes: int = 4) -> None:
+        if max_boxes < 1:
+            raise ValueError(f"max_boxes must be >= 1, got {max_boxes}")
+        self.predictor = predictor
+        self.max_boxes = max_boxes
+        self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="clvnet-demo-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+
+    # -- uploads --------------------------------------------------------------------------------------
+    def _request_dir(self) -> Path:
+        """A new folder for one request's files; folders older than ``RESULT_TTL_S`` are removed."""
+        now = time.time()
+        for old in self.workdir.iterdir():
+            if old.is_dir() and now - old.stat().st_mtime > RESULT_TTL_S:
+                shutil.rmtree(old, ignore_errors=True)
+        d = self.workdir / uuid.uuid4().hex[:12]
+        d.mkdir()
+        return d
+
+    def load(self, path: str | Path) -> LoadedImage:
+        """Open an uploaded file and write the preview the user draws boxes on.
+
+        Raises:
+            DemoInputError: the file cannot be read as an image (the message names it).
+        """
+        from clvnet.data.record import DataError
+        from clvnet.inference.raster import RasterOptions, open_raster
+
+        path = Path(path)
+        try:
+            with open_raster(path, RasterOptions(preview_max=PREVIEW_MAX)) as raster:
+                rgb = raster.preview().rgb
+                height, width, geo = raster.height, raster.width, raster.is_georeferenced
+        except (DataError, ValueError, OSError) as exc:
+            raise DemoInputError(f"Cannot read {path.name} as an image: {exc}") from None
+        preview_path = self._request_dir() / f"{path.stem}_preview.png"
+        Image.fromarray(rgb).save(preview_path)
+        return LoadedImage(path=str(path), name=path.name, height=height, width=width,
+                           preview_path=str(preview_path), scale=width / rgb.shape[1], georeferenced=geo)
+
+    def boxes_from_preview(self, image: LoadedImage, preview_boxes: Sequence[Box]) -> list[Box]:
+        """Preview-pixel boxes (as drawn) -> validated full-resolution boxes."""
+        s = image.scale
+        full = [(x0 * s, y0 * s, x1 * s, y1 * s) for x0, y0, x1, y1 in preview_boxes]
+        if s != 1.0:  # rounding of the preview may leave the last pixel a hair outside
+            full = [(max(0.0, x0), max(0.0, y0), min(float(image.width), x1), min(float(image.height), y1))
+                    for x0, y0, x1, y1 in full]
+        return check_boxes(full, image.width, image.height, self.max_boxes)
+
+    # -- running --------------------------------------------------------------------------------------
+    def run(self, image: LoadedImage, boxes: Sequence[Box], query: str | None = None) -> list[BoxResult]:
+        """Predict all boxes in one call and write their outputs (what ``predict_api`` returns)."""
+        boxes = check_boxes(boxes, image.width, image.height, self.max_boxes)
+        preds = self.predictor.predict(image.path, [list(b) for b in boxes], query=_clean_query(query))
+        if len(preds) != len(boxes):
+            raise RuntimeError(f"predictor returned {len(preds)} predictions for {len(boxes)} boxes")
+        out_dir = self._request_dir()
+        return [self._finish(image, i, b, p, out_dir) for i, (b, p) in enumerate(zip(boxes, preds))]
+
+    def stream(self, image: LoadedImage, boxes: Sequence[Box], query: str | None = None) -> Iterator[StreamEvent]:
+        """Predict box by box, yielding the caption text as it is generated, then each box's result."""
+        boxes = check_boxes(boxes, image.width, image.height, self.max_boxes)
+        out_dir = self._request_dir()
+        for i, b in enumerate(boxes):
+            text = ""
+            pred = None
+            for item in self.predictor.predict(image.path, [list(b)], query=_clean_query(query), stream=True):
+                if isinstance(item, str):
+                    text += item
+                    yield StreamEvent(index=i, text=text)
+                else:
+                    pred = item
+            if pred is None:
+                raise RuntimeError("the predictor's stream ended without a final prediction")
+            yield StreamEvent(index=i, text=text, result=self._finish(image, i, b, pred, out_dir))
+
+    def _finish(self, image: LoadedImage, index: int, box: Box, pred: Any, out_dir: Path) -> BoxResult:
+        """Overlay, coloured caption and download files for one prediction."""
+        from clvnet.viz import phrase_colors
+
+        record = pred.to_record()
+        colors = phrase_colors(len(record.phrases))
+        stem = f"{Path(image.name).stem}_box{index + 1}"
+        overlay_path = out_dir / f"{stem}_overlay.png"
+        files = _write_outputs(pred, image, overlay_path, out_dir / f"{stem}.json", out_dir / f"{stem}.geojson")
+        timings = {k: float(v) for k, v in (getattr(pred, "timings", None) or {}).items()}
+        return BoxResult(index=index, box=box, record=record.to_dict(),
+                         caption_html=split_caption_html(record.caption, record.phrases, colors,
+                                                         int(getattr(pred, "global_end", 0))),
+                         colors=colors, overlay_path=str(overlay_path), files=files, timings=timings)
+
+
+def split_caption_html(caption: str, phrases: Sequence[Any], colors: Sequence[tuple[int, int, int]],
+                       global_end: int) -> str:
+    """The caption as HTML, the global scene summary and the box-centred details as two paragraphs.
+
+    Phrase ``i`` keeps its colour ``colors[i]`` and its ``data-phrase="i"`` index in both parts.
+
+    Args:
+        caption: plain caption.
+        phrases: phrases with spans into ``caption``.
+        colors: one colour per phrase (as in the overlay).
+        global_end: offset where the global part ends (0 or ``len(caption)``: one paragraph).
+    """
+    from clvnet.data.record import Phrase
+    from clvnet.viz import caption_html
+
+    if not 0 < global_end < len(caption):
+        return f'<p class="clv-local">{caption_html(caption, list(phrases), colors)}</p>'
+    head, tail = caption[:global_end], caption[global_end:]
+    # Phrases outside a part fail caption_html's span check and are left out of it; indices are kept.
+    shifted = [Phrase(text=p.text, span=(p.span[0] - global_end, p.span[1] - global_end)) for p in phrases]
+    return (f'<p class="clv-global"><b>Scene:</b> {caption_html(head, list(phrases), colors)}</p>'
+            f'<p class="clv-local"><b>In the box:</b> {caption_html(tail.lstrip(), _lshift(shifted, tail), colors)}</p>')
+
+
+def _lshift(phrases: list[Any], text: str) -> list[Any]:
+    """Shift spans left by the whitespace that ``text.lstrip()`` removes."""
+    from clvnet.data.record import Phrase
+
+    k = len(text) - len(text.lstrip())
+    return [Phrase(text=p.text, span=(p.span[0] - k, p.span[1] - k)) for p in phrases]
+
+
+def _clean_query(query: str | None) -> str | None:
+    return query.strip() if query and query.strip() else None
+
+
+def _write_outputs(pred: Any, image: LoadedImage, overlay_path: Path, json_path: Path,
+                   geojson_path: Path) -> list[str]:
+    """JSON record, overlay PNG and (georeferenced input) GeoJSON, by :mod:`clvnet.inference.outputs`."""
+    from clvnet.inference import outputs
+    from clvnet.inference.raster import open_raster
+
+    files = [str(outputs.write_json(pred, json_path))]
+    with open_raster(image.path) as raster:
+        files.append(str(outputs.write_png(pred, raster, overlay_path)))
+        if raster.is_georeferenced:
+            files.append(str(outputs.write_geojson(pred, raster, geojson_path)))
+    return files

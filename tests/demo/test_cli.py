@@ -1,0 +1,33 @@
+"""``clvnet demo`` argument handling (the server itself is exercised in test_api / test_browser)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from clvnet.cli import build_parser, main
+
+
+def test_demo_defaults_bind_loopback() -> None:
+    args = build_parser().parse_args(["demo", "--checkpoint", "ckpt"])
+    assert (args.host, args.port, args.share, args.max_upload_mb) == ("127.0.0.1", 7860, False, 50.0)
+    args = build_parser().parse_args(["demo", "--checkpoint", "c", "--share", "true", "--max-upload-mb", "5"])
+    assert args.share is True and args.max_upload_mb == 5.0
+
+
+def test_demo_bad_arguments_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--checkpoint", str(tmp_path / "missing")]) == 2
+    assert "--checkpoint" in capsys.readouterr().err
+    assert main(["demo", "--checkpoint", str(tmp_path), "--max-upload-mb", "0"]) == 2
+    assert "--max-upload-mb" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["demo", "--checkpoint", "c", "--share", "maybe"])
+
+
+def test_importing_the_demo_does_not_import_gradio() -> None:
+    code = "import sys, clvnet.demo, clvnet.demo.cli; print('gradio' in sys.modules, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
