@@ -1,0 +1,289 @@
+"""Training samples (design §8.3): :class:`GCGDataset`, :func:`collate_gcg` and the flip augmentation.
+
+Each sample is a dict::
+
+    image         float (3, S, S) in [0, 1]  whole image resized (stretched) to image_size
+    region        float (3, R, R) in [0, 1]  the box crop at native resolution, resized to region_size
+    region_window float (4,)                 normalised xyxy of the image area the region canvas spans
+    box           float (4,)                 normalised xyxy box in [0, 1] ([0, 0, 1, 1] when box is null)
+    masks         float (N, M, M) in {0, 1}  per-phrase union masks over the global view at mask_size
+    target        str                        tagged text ``... <p> two cars </p> [SEG] ...``
+    caption       str                        plain caption
+    phrase_texts  list[str]
+    id            str
+
+Region crop: the box (grown to ``min_region`` pixels per side if smaller) is cut from the full-resolution
+image. With ``region_resize="pad"`` (default) the crop is centred on a square zero canvas of side
+max(w, h) before resizing, so the aspect ratio is kept; ``region_window`` then is that square in
+normalised image coordinates (it may extend past [0, 1]). With ``"stretch"`` the crop is resized
+directly and ``region_window`` equals the (grown) box.
+
+Masks are resized with an area-weighted (bilinear, antialiased) filter and thresholded at 0.5; a phrase
+whose mask would vanish keeps every pixel with any coverage, so tiny objects are never dropped.
+
+Horizontal flip (``hflip`` probability, training only) mirrors the image, box and masks and swaps
+left/right and east/west words in the target (``left``, ``top-left``, ``upper left``, ``northwest``,
+``north-east``, ``leftmost`` ...); the caption and spans are rebuilt from the flipped tagged text so
+they stay exact. Homographs ("the car left the lot", "right angle") are swapped too.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from clvnet.data import rle as rle_utils
+from clvnet.data.images import load_image
+from clvnet.data.record import DataError, GCGRecord, from_tagged, validate
+
+_HFLIP_PAIRS = {
+    "left": "right", "leftmost": "rightmost", "lefthand": "righthand", "leftward": "rightward",
+    "leftwards": "rightwards", "east": "west", "eastern": "western", "eastward": "westward",
+    "eastwards": "westwards", "easterly": "westerly", "northeast": "northwest", "southeast": "southwest",
+    "northeastern": "northwestern", "southeastern": "southwestern", "ne": "nw", "se": "sw",
+}
+_HFLIP = {**_HFLIP_PAIRS, **{v: k for k, v in _HFLIP_PAIRS.items()}}
+# `\b` treats '-' as a boundary, so "top-left" and "north-east" are handled word by word.
+_HFLIP_RE = re.compile(r"\b(" + "|".join(sorted(_HFLIP, key=len, reverse=True)) + r")\b", re.IGNORECASE)
+_ABBREV = {"ne", "nw", "se", "sw"}  # only swapped when written in capitals (NE, SW ...)
+
+
+def _match_case(word: str, repl: str) -> str:
+    if word.isupper():
+        return repl.upper()
+    if word[:1].isupper():
+        return repl[:1].upper() + repl[1:]
+    return repl
+
+
+def swap_left_right(text: str) -> str:
+    """Mirror the horizontal spatial words of a text (case preserved); tags are left untouched."""
+
+    def sub(m: re.Match[str]) -> str:
+        w = m.group(0)
+        if w.lower() in _ABBREV and not w.isupper():
+            return w
+        return _match_case(w, _HFLIP[w.lower()])
+
+    return _HFLIP_RE.sub(sub, text)
+
+
+@dataclass
+class DatasetConfig:
+    """Settings of :class:`GCGDataset`."""
+
+    image_size: int = 256
+    region_size: int = 128
+    mask_size: int = 128
+    hflip: float = 0.0  # probability, training only
+    root: str | None = None  # image root; default: the JSONL's folder
+    min_region: int = 16  # boxes smaller than this (pixels per side) are grown around their centre
+    region_resize: Literal["pad", "stretch"] = "pad"
+    validate: bool = True  # validate each record (spans, box, RLE sizes) when it is read
+
+
+class GCGDataset(Dataset[dict[str, Any]]):
+    """Grounded-captioning samples from a JSONL of :class:`GCGRecord` (lazy: byte offsets only).
+
+    Args:
+        source: a JSONL path, or a list of records (image paths then resolve against ``cfg.root``).
+        cfg: dataset settings.
+        train: enables the random augmentation (``cfg.hflip``).
+        seed: base seed of the augmentation; sample ``i`` in epoch ``e`` (see :meth:`set_epoch`)
+            draws from ``(seed, e, i)``, so runs are reproducible with any number of workers.
+    """
+
+    def __init__(self, source: str | Path | list[GCGRecord], cfg: DatasetConfig | None = None,
+                 train: bool = False, seed: int = 0) -> None:
+        self.cfg = cfg or DatasetConfig()
+        self.train, self.seed, self.epoch = train, seed, 0
+        self._records: list[GCGRecord] | None = None
+        self._offsets: list[tuple[int, int]] = []  # (byte offset, line number)
+        if isinstance(source, (str, Path)):
+            self.path: Path | None = Path(source)
+            self.root = Path(self.cfg.root) if self.cfg.root else self.path.parent
+            self._index()
+        else:
+            self.path = None
+            self.root = Path(self.cfg.root) if self.cfg.root else Path(".")
+            self._records = list(source)
+
+    def _index(self) -> None:
+        assert self.path is not None
+        if not self.path.is_file():
+            raise DataError("file not found", file=self.path)
+        with self.path.open("rb") as f:
+            pos = 0
+            for lineno, line in enumerate(f, 1):
+                body = line.strip()
+                if body:
+                    if not body.endswith(b"}"):
+                        raise DataError(f"line {lineno} is truncated (does not end with '}}')", file=self.path,
+                                        record=f"line {lineno}")
+                    self._offsets.append((pos, lineno))
+                pos += len(line)
+
+    def __len__(self) -> int:
+        return len(self._records) if self._records is not None else len(self._offsets)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the augmentation draw (call once per epoch)."""
+        self.epoch = epoch
+
+    def record(self, i: int) -> GCGRecord:
+        """The i-th record, parsed (and validated if ``cfg.validate``)."""
+        if self._records is not None:
+            rec = self._records[i]
+            where: str | Path | None = None
+        else:
+            assert self.path is not None
+            off, lineno = self._offsets[i]
+            with self.path.open("rb") as f:
+                f.seek(off)
+                line = f.readline()
+            try:
+                rec = GCGRecord.from_dict(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"line {lineno} is not valid JSON (truncated?): {exc.msg}", file=self.path,
+                                record=f"line {lineno}") from exc
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                raise DataError(f"line {lineno} is not a GCG record: {exc!r}", file=self.path,
+                                record=f"line {lineno}") from exc
+            where = f"{self.path}:{lineno}"
+        if self.cfg.validate:
+            validate(rec, file=where)
+        return rec
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        rec = self.record(i)
+        path = rec.image_path(self.root)
+        img = load_image(path)
+        if img.shape[:2] != (rec.height, rec.width):
+            raise DataError(f"image {path} is {img.shape[0]}x{img.shape[1]} but the record says "
+                            f"{rec.height}x{rec.width}", file=self.path, record=rec.id, field="height/width")
+        h, w = rec.height, rec.width
+        box = rec.box if rec.box is not None else (0.0, 0.0, float(w), float(h))
+        masks = [rle_utils.union(p.masks, h, w) for p in sorted(rec.phrases, key=lambda p: p.span)]
+        tagged = rec.tagged()
+        rng = random.Random(f"{self.seed}|{self.epoch}|{i}")
+        if self.train and self.cfg.hflip > 0 and rng.random() < self.cfg.hflip:
+            img = np.ascontiguousarray(img[:, ::-1])
+            masks = [np.ascontiguousarray(m[:, ::-1]) for m in masks]
+            box = (w - box[2], box[1], w - box[0], box[3])
+            tagged = swap_left_right(tagged)
+        caption, phrases = from_tagged(tagged)
+        if len(phrases) != len(masks):  # the record's own text contains tags: refuse rather than misalign
+            raise DataError(f"tagged text parses into {len(phrases)} phrases but the record has {len(masks)}",
+                            file=self.path, record=rec.id, field="caption")
+        region, window = self._region(img, box)
+        s, m = self.cfg.image_size, self.cfg.mask_size
+        return {
+            "image": _to_tensor(np.asarray(Image.fromarray(img).resize((s, s), Image.Resampling.BILINEAR))),
+            "region": _to_tensor(region),
+            "region_window": torch.tensor(window, dtype=torch.float32),
+            "box": torch.tensor([box[0] / w, box[1] / h, box[2] / w, box[3] / h], dtype=torch.float32),
+            "masks": torch.from_numpy(np.stack([resize_mask(x, m) for x in masks]) if masks
+                                      else np.zeros((0, m, m), np.float32)),
+            "target": tagged,
+            "caption": caption,
+            "phrase_texts": [p.text for p in phrases],
+            "id": rec.id,
+        }
+
+    def _region(self, img: np.ndarray, box: tuple[float, float, float, float]
+                ) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+        h, w = img.shape[:2]
+        x0, y0, x1, y1 = grow_box(box, self.cfg.min_region, w, h)
+        crop = img[y0:y1, x0:x1]
+        r = self.cfg.region_size
+        if self.cfg.region_resize == "stretch":
+            out = np.asarray(Image.fromarray(crop).resize((r, r), Image.Resampling.BILINEAR))
+            return out, (x0 / w, y0 / h, x1 / w, y1 / h)
+        side = max(x1 - x0, y1 - y0)
+        canvas = np.zeros((side, side, 3), np.uint8)
+        oy, ox = (side - (y1 - y0)) // 2, (side - (x1 - x0)) // 2
+        canvas[oy:oy + y1 - y0, ox:ox + x1 - x0] = crop
+        out = np.asarray(Image.fromarray(canvas).resize((r, r), Image.Resampling.BILINEAR))
+        wx0, wy0 = x0 - ox, y0 - oy
+        return out, (wx0 / w, wy0 / h, (wx0 + side) / w, (wy0 + side) / h)
+
+    def plot(self, i: int, *, title: bool = True) -> Image.Image:
+        """The i-th sample (with its augmentation) as an overlay: global view, masks, box, caption."""
+        from clvnet.viz import render_overlay
+
+        smp = self[i]
+        img = (smp["image"].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+        s = img.shape[0]
+        caption, phrases = from_tagged(smp["target"])
+        box = (smp["box"] * s).tolist()
+        return render_overlay(img, smp["masks"].numpy(), phrases, box=box, caption=caption,
+                              title=smp["id"] if title else None)
+
+
+def grow_box(box: tuple[float, float, float, float], min_size: int, width: int, height: int
+             ) -> tuple[int, int, int, int]:
+    """Integer crop window of ``box`` grown around its centre to ``min_size`` and clipped to the image."""
+    x0, y0, x1, y1 = box
+    lo: list[int] = []
+    hi: list[int] = []
+    for a, b, limit in ((x0, x1, width), (y0, y1, height)):
+        size = min(max(b - a, min_size), limit)
+        start = min(max(0.0, (a + b) / 2 - size / 2), limit - size)
+        s = max(0, int(np.floor(start)))
+        e = min(limit, max(int(np.ceil(start + size)), s + 1))
+        lo.append(s)
+        hi.append(e)
+    return lo[0], lo[1], hi[0], hi[1]
+
+
+def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """(H, W) binary mask -> (size, size) float32 {0, 1}; area-weighted, never empties a non-empty mask."""
+    soft = np.asarray(Image.fromarray((mask > 0).astype(np.float32)).resize((size, size), Image.Resampling.BILINEAR))
+    out = soft >= 0.5
+    if not out.any() and mask.any():
+        out = soft > 0
+        if not out.any():  # far below one output pixel: mark the pixel holding the centre
+            ys, xs = np.nonzero(mask)
+            out[int(ys.mean() * size / mask.shape[0]), int(xs.mean() * size / mask.shape[1])] = True
+    return out.astype(np.float32)
+
+
+def _to_tensor(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
+
+
+def collate_gcg(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Batch samples: tensors stacked, masks padded to (B, Nmax, M, M) with ``mask_valid`` (B, Nmax) bool.
+
+    String and list fields become lists of length B.
+    """
+    if not samples:
+        raise ValueError("collate_gcg needs at least one sample")
+    out: dict[str, Any] = {k: torch.stack([s[k] for s in samples]) for k in ("image", "region", "box",
+                                                                            "region_window")}
+    m = samples[0]["masks"].shape[-1]
+    nmax = max(s["masks"].shape[0] for s in samples)
+    masks = torch.zeros((len(samples), nmax, m, m), dtype=torch.float32)
+    valid = torch.zeros((len(samples), nmax), dtype=torch.bool)
+    for b, s in enumerate(samples):
+        n = s["masks"].shape[0]
+        if s["masks"].shape[-2:] != (m, m):
+            raise ValueError(f"sample {s['id']} has masks of size {tuple(s['masks'].shape[-2:])}, expected {(m, m)}")
+        masks[b, :n] = s["masks"]
+        valid[b, :n] = True
+    out.update(masks=masks, mask_valid=valid)
+    for k in ("target", "caption", "phrase_texts", "id"):
+        out[k] = [s[k] for s in samples]
+    return out
+
+
+__all__ = ["DatasetConfig", "GCGDataset", "collate_gcg", "grow_box", "resize_mask", "swap_left_right"]
