@@ -45,11 +45,15 @@ INTRO = """# CLV-Net: grounded captions for aerial images
 
 def _user_error(exc: Exception) -> gr.Error:
     """A readable page message for any failure; tracebacks stay in the server log."""
+    return gr.Error(html.escape(_message(exc)), title="Error", print_exception=False)
+
+
+def _message(exc: Exception) -> str:
+    """The text shown for a failure: the user's mistake as is, anything else as a short model failure."""
     if isinstance(exc, DemoInputError):
-        return gr.Error(str(exc), title="Check the input", print_exception=False)
-    log.exception("demo request failed")
-    return gr.Error(f"The model failed on this request ({type(exc).__name__}: {exc}).",
-                    title="Prediction failed", print_exception=False)
+        return str(exc)
+    log.error("demo request failed", exc_info=exc)
+    return f"The model failed on this request ({type(exc).__name__}: {exc})."
 
 
 def _timing_text(results: list[BoxResult]) -> str:
@@ -101,7 +105,7 @@ def build_app(predictor: Any, *, max_boxes: int = 4, workdir: str | Path | None 
                 slots: list[dict[str, Any]] = []
                 for i in range(max_boxes):
                     with gr.Group(visible=False, elem_id=f"clv-result-{i}") as group:
-                        head = gr.Markdown(f"### Box {i + 1}")
+                        head = gr.Markdown(f"### Box {i + 1}", elem_id=f"clv-head-{i}")
                         caption = gr.HTML(elem_id=f"clv-caption-{i}", elem_classes=["clv-caption"])
                         overlay = gr.Image(label="Overlay", type="filepath", interactive=False,
                                            elem_id=f"clv-overlay-{i}", format="png")
@@ -120,29 +124,31 @@ def build_app(predictor: Any, *, max_boxes: int = 4, workdir: str | Path | None 
 
         slot_outputs = [c for s in slots for c in s.values()]
 
-        def on_upload(path: str | None) -> tuple[Any, Any, str]:
+        def on_upload(path: str | None) -> Iterator[tuple[Any, Any, str]]:
             if not path:
-                return None, None, "Upload an image or pick an example."
+                yield None, None, "Upload an image or pick an example."
+                return
             try:
                 img = service.load(path)
             except Exception as exc:
+                yield None, None, f"**Error:** {html.escape(_message(exc))}"
                 raise _user_error(exc) from None
             note = f"**{img.name}**: {img.width}x{img.height} px"
             if img.scale > 1.0:
                 note += f" (shown at 1/{img.scale:.2f}; boxes are mapped back to full resolution)"
             if img.georeferenced:
                 note += ", georeferenced (GeoJSON download available)"
-            return ({"image": img.preview_path, "boxes": []}, img.to_dict(),
-                    note + ". Now drag a box on the image and press Run.")
+            yield ({"image": img.preview_path, "boxes": []}, img.to_dict(),
+                   note + ". Now drag a box on the image and press Run.")
 
         def hide_all() -> dict[Any, Any]:
             return {s["group"]: gr.update(visible=False) for s in slots}
 
-        def show_result(r: BoxResult) -> dict[Any, Any]:
+        def show_result(r: BoxResult, swatch: str) -> dict[Any, Any]:
             s = slots[r.index]
             x0, y0, x1, y1 = r.box
             return {s["group"]: gr.update(visible=True),
-                    s["head"]: f"### Box {r.index + 1}: [{x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f}]",
+                    s["head"]: f"### Box {r.index + 1}{swatch}: [{x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f}]",
                     s["caption"]: gr.update(value=r.caption_html, elem_classes=["clv-caption"]),
                     s["overlay"]: r.overlay_path, s["files"]: r.files}
 
@@ -152,9 +158,11 @@ def build_app(predictor: Any, *, max_boxes: int = 4, workdir: str | Path | None 
                 if state is None or annotation is None:
                     raise DemoInputError("No image: upload an image or pick an example first.")
                 img = LoadedImage.from_dict(state)
-                boxes = service.boxes_from_preview(img, parse_boxes(annotation.get("boxes") or []))
+                drawn = annotation.get("boxes") or []
+                boxes = service.boxes_from_preview(img, parse_boxes(drawn))
+                swatches = [_swatch(b.get("color")) for b in drawn]
             except Exception as exc:
-                yield {status: f"**Error:** {html.escape(str(exc))}", **hide_all()}
+                yield {status: f"**Error:** {html.escape(_message(exc))}", **hide_all()}
                 raise _user_error(exc) from None
             yield {status: f"Running on {len(boxes)} box{'es' if len(boxes) > 1 else ''}…", **hide_all()}
             results: list[BoxResult] = []
@@ -163,13 +171,14 @@ def build_app(predictor: Any, *, max_boxes: int = 4, workdir: str | Path | None 
                     s = slots[ev.index]
                     if ev.result is None:
                         partial = f'<span class="clv-streaming">{html.escape(_plain(ev.text))}</span>'
-                        yield {s["group"]: gr.update(visible=True), s["head"]: f"### Box {ev.index + 1}",
+                        yield {s["group"]: gr.update(visible=True),
+                               s["head"]: f"### Box {ev.index + 1}{swatches[ev.index]}",
                                s["caption"]: partial}
                     else:
                         results.append(ev.result)
-                        yield show_result(ev.result)
+                        yield show_result(ev.result, swatches[ev.index])
             except Exception as exc:
-                yield {status: f"**Error:** {html.escape(str(exc))}"}
+                yield {status: f"**Error:** {html.escape(_message(exc))}"}
                 raise _user_error(exc) from None
             yield {status: _timing_text(results)}
 
@@ -197,12 +206,26 @@ def build_app(predictor: Any, *, max_boxes: int = 4, workdir: str | Path | None 
                         "timings": r.timings} for r in results]
             return records, [r.overlay_path for r in results]
 
-        upload.change(on_upload, [upload], [annot, loaded, status], api_visibility="private")
-        run_btn.click(on_run, [loaded, annot, query], [status, *slot_outputs], api_visibility="private",
-                      concurrency_id="model")
+        upload.change(on_upload, [upload], [annot, loaded, status], api_visibility="private",
+                      show_progress_on=[annot])
+        # The status line says "waiting" at once (no queue); the run itself then reports in the status line,
+        # so Gradio's own progress/error badge (which would cover the message) is hidden.
+        run_btn.click(lambda: "Waiting for the model (requests run one at a time)…", None, status, queue=False,
+                      api_visibility="private", show_progress="hidden").then(
+            on_run, [loaded, annot, query], [status, *slot_outputs], api_visibility="private",
+            concurrency_id="model", show_progress="hidden")
         api_btn.click(predict_api, [api_image, api_boxes, api_query], [api_records, api_overlays],
                       api_name="predict_api", concurrency_id="model")
     return demo
+
+
+def _swatch(color: Any) -> str:
+    """A square in the colour the annotator gave a drawn box, so results can be matched to boxes."""
+    try:
+        r, g, b = (int(v) for v in color)
+    except (TypeError, ValueError):
+        return ""
+    return f' <span class="clv-swatch" style="color:rgb({r},{g},{b})">\u25a0</span>'
 
 
 def _plain(text: str) -> str:
