@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -90,6 +91,13 @@ class DatasetConfig:
     region_resize: Literal["pad", "stretch"] = "pad"
     validate: bool = True  # validate each record (spans, box, RLE sizes) when it is read
 
+    def __post_init__(self) -> None:
+        for name in ("image_size", "region_size", "mask_size", "min_region"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"DatasetConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.hflip <= 1.0:
+            raise ValueError(f"DatasetConfig.hflip is a probability in [0, 1], got {self.hflip}")
+
 
 class GCGDataset(Dataset[dict[str, Any]]):
     """Grounded-captioning samples from a JSONL of :class:`GCGRecord` (lazy: byte offsets only).
@@ -138,6 +146,11 @@ class GCGDataset(Dataset[dict[str, Any]]):
     def set_epoch(self, epoch: int) -> None:
         """Change the augmentation draw (call once per epoch)."""
         self.epoch = epoch
+
+    def iter_records(self) -> Iterator[GCGRecord]:
+        """Every record in order (e.g. the training captions for a tokenizer), parsed one at a time."""
+        for i in range(len(self)):
+            yield self.record(i)
 
     def record(self, i: int) -> GCGRecord:
         """The i-th record, parsed (and validated if ``cfg.validate``)."""

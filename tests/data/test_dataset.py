@@ -11,6 +11,7 @@ import torch
 from datahelpers import H, W, make_record, rect_mask
 from PIL import Image
 
+from clvnet.config import ConfigError, from_dict
 from clvnet.data import rle
 from clvnet.data.dataset import (
     DatasetConfig,
@@ -133,6 +134,18 @@ def test_lazy_reads_records_by_offset(gcg_jsonl: Path) -> None:
     ds = GCGDataset(gcg_jsonl)
     assert ds._records is None and len(ds._offsets) == 2
     assert [ds.record(i).to_dict() for i in range(2)] == [r.to_dict() for r in read_jsonl(gcg_jsonl)]
+    assert [r.id for r in ds.iter_records()] == ["a", "b"]
+
+
+def test_config_from_yaml_style_dict_and_bad_values() -> None:
+    cfg = from_dict(DatasetConfig, {"image_size": 64, "region_resize": "stretch", "root": None, "hflip": 0.5})
+    assert cfg.image_size == 64 and cfg.region_resize == "stretch"
+    with pytest.raises(ConfigError, match="'region_resize'"):
+        from_dict(DatasetConfig, {"region_resize": "crop"})
+    with pytest.raises(ValueError, match="hflip"):
+        DatasetConfig(hflip=2.0)
+    with pytest.raises(ValueError, match="mask_size"):
+        DatasetConfig(mask_size=0)
 
 
 def test_plot_returns_overlay(gcg_jsonl: Path) -> None:
