@@ -1,0 +1,1 @@
+"""Losses of CLV-Net: mask (BCE + Dice) and SRAlign (L_csc, L_rec)."""

@@ -1,0 +1,112 @@
+"""GroundingEncoder: the dense image embedding the mask decoder reads (design §3).
+
+Three kinds, chosen by ``grounding.kind``:
+
+* ``sam2``: ``transformers``' ``Sam2VisionModel`` (Hiera + FPN neck), frozen in the paper preset. It
+  returns the lowest-resolution FPN map (plus SAM2's ``no_memory_embedding``, as ``Sam2Model`` adds
+  for single images) and the two higher-resolution maps that ``Sam2MaskDecoder`` needs.
+* ``sam``: ``SamVisionEncoder`` (ViT), for the Table III "SAM decoder" ablation; no high-res maps.
+* ``shared``: reuses E_v's patch grid (a 1×1 conv to the decoder width) and adds a three-layer conv
+  stem on the image for the 4× and 8× maps. This keeps the tiny preset fast on a CPU while the mask
+  path still sees 4-pixel detail (small objects need it more than training longer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from clvnet.models.vision import normalize
+
+
+@dataclass
+class GroundingFeatures:
+    """Dense features of one batch of images.
+
+    Attributes:
+        embedding: (B, C, h, w) image embedding.
+        positional: (1, C, h, w) image-wide positional embedding.
+        high_res: two maps (B, C, 4h, 4w) and (B, C, 2h, 2w) before the decoder's conv_s0/conv_s1,
+            or None (SAM ViT).
+    """
+
+    embedding: torch.Tensor
+    positional: torch.Tensor
+    high_res: list[torch.Tensor] | None = None
+
+    def select(self, index: torch.Tensor) -> GroundingFeatures:
+        """Rows ``index`` of the batch (for several boxes on one image)."""
+        hr = None if self.high_res is None else [h[index] for h in self.high_res]
+        return GroundingFeatures(self.embedding[index], self.positional, hr)
+
+
+def wide_positional(pos_module: nn.Module, h: int, w: int) -> torch.Tensor:
+    """SAM's image-wide positional embedding (1, C, h, w) from a ``Sam2PositionalEmbedding``."""
+    ref = pos_module.positional_embedding
+    grid = torch.ones((h, w), device=ref.device, dtype=ref.dtype)
+    y = (grid.cumsum(dim=0) - 0.5) / h
+    x = (grid.cumsum(dim=1) - 0.5) / w
+    return pos_module(torch.stack([x, y], dim=-1)).permute(2, 0, 1).unsqueeze(0)
+
+
+class GroundingEncoder(nn.Module):
+    """Wraps the chosen image encoder and SAM's positional embedding.
+
+    Args:
+        kind: ``sam2``, ``sam`` or ``shared``.
+        positional: a ``Sam2PositionalEmbedding`` (random Fourier features) of the decoder width.
+        encoder: ``Sam2VisionModel`` / ``SamVisionEncoder`` (None for ``shared``).
+        no_memory_embedding: SAM2's (1, 1, C) parameter added to the image embedding (sam2 only).
+        image_size: encoder input side.
+        mean, std: pixel normalisation.
+        vision_width, channels, stem_channels: ``shared`` kind widths (E_v width, decoder width, stem).
+    """
+
+    def __init__(self, kind: str, *, positional: nn.Module, encoder: nn.Module | None = None,
+                 no_memory_embedding: nn.Parameter | None = None, image_size: int = 1024,
+                 mean: tuple[float, ...] = (0.485, 0.456, 0.406), std: tuple[float, ...] = (0.229, 0.224, 0.225),
+                 vision_width: int = 0, channels: int = 0, stem_channels: int = 16) -> None:
+        super().__init__()
+        if kind not in ("sam2", "sam", "shared"):
+            raise ValueError(f"grounding kind must be sam2, sam or shared, got {kind!r}")
+        self.kind, self.image_size, self.mean, self.std = kind, image_size, tuple(mean), tuple(std)
+        self.positional = positional
+        if kind == "shared":
+            self.neck = nn.Conv2d(vision_width, channels, 1)
+            s = stem_channels
+            self.stem = nn.Sequential(nn.Conv2d(3, s, 3, 2, 1), nn.GELU(), nn.Conv2d(s, channels, 3, 2, 1), nn.GELU())
+            self.down = nn.Sequential(nn.Conv2d(channels, channels, 3, 2, 1), nn.GELU())
+        else:
+            if encoder is None:
+                raise ValueError(f"grounding kind {kind!r} needs an encoder")
+            self.encoder = encoder
+            if no_memory_embedding is not None:
+                self.no_memory_embedding = no_memory_embedding
+
+    def forward(self, images: torch.Tensor, vision_grid: torch.Tensor | None = None) -> GroundingFeatures:
+        """Encode images (B, 3, H, W) in [0, 1]; ``shared`` also needs E_v's grid (B, C_v, h, w)."""
+        pixels = normalize(images, self.mean, self.std, self.image_size)
+        if self.kind == "shared":
+            if vision_grid is None:
+                raise ValueError("the shared grounding encoder needs the vision grid")
+            emb = self.neck(vision_grid)                                         # (B, C, h, w)
+            s0 = self.stem(pixels)                                               # (B, C, H/4, W/4)
+            s1 = self.down(s0)                                                   # (B, C, H/8, W/8)
+            h, w = emb.shape[-2:]
+            if s1.shape[-2:] != (2 * h, 2 * w):   # E_v patch size other than 16: match SAM2's 4x / 2x maps
+                s0 = F.interpolate(s0, size=(4 * h, 4 * w), mode="bilinear", align_corners=False)
+                s1 = F.interpolate(s1, size=(2 * h, 2 * w), mode="bilinear", align_corners=False)
+            high = [s0, s1]
+        elif self.kind == "sam2":
+            out = self.encoder(pixel_values=pixels)
+            s0, s1, emb = out.fpn_hidden_states[:3]
+            emb = emb + self.no_memory_embedding.view(1, -1, 1, 1)
+            high = [s0, s1]
+        else:
+            emb = self.encoder(pixel_values=pixels).last_hidden_state            # (B, C, h, w)
+            high = None
+        pos = wide_positional(self.positional, emb.shape[-2], emb.shape[-1])
+        return GroundingFeatures(embedding=emb, positional=pos, high_res=high)

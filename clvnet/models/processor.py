@@ -1,0 +1,106 @@
+"""CLVNetProcessor: a ``collate_gcg`` batch -> model inputs (token ids, labels), picklable for workers.
+
+Prompt layout (one row)::
+
+    [<s>] prompt_template.format(image=<image>×n_img, query=query with <BOX>×K) answer </s>
+
+``labels`` are -100 everywhere except the answer tokens and the closing ``</s>`` (eq. 5 trains on
+the answer only). Rows are right-padded. Nothing is truncated: a sequence longer than the LLM's
+context raises ``ValueError`` naming the record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from clvnet.models.tokenizer import SpecialIds
+
+PASSTHROUGH = ("image", "region", "box", "masks", "mask_valid", "id", "phrase_texts", "caption", "target",
+               "detections", "detections_valid")
+
+
+class CLVNetProcessor:
+    """Tokenise prompts and targets; counts come from the model config.
+
+    Args:
+        tokenizer: a fast tokenizer with the special tokens added.
+        n_image_tokens: image tokens per image (derived from the vision config).
+        n_region_tokens: K (derived from the region config).
+        prompt_template: with ``{image}`` and ``{query}`` fields.
+        query_template: the default query (with ``<BOX>``).
+        query_template_no_box: the query when ``use_box_prompt`` is off.
+        use_box_prompt: splice region tokens or not.
+        max_length: the LLM context length.
+    """
+
+    def __init__(self, tokenizer: Any, *, n_image_tokens: int, n_region_tokens: int, prompt_template: str,
+                 query_template: str, query_template_no_box: str, use_box_prompt: bool = True,
+                 max_length: int | None = None) -> None:
+        self.tokenizer = tokenizer
+        self.ids = SpecialIds.from_tokenizer(tokenizer)
+        self.n_image_tokens, self.n_region_tokens = n_image_tokens, n_region_tokens
+        self.prompt_template, self.query_template = prompt_template, query_template
+        self.query_template_no_box, self.use_box_prompt = query_template_no_box, use_box_prompt
+        self.max_length = max_length
+
+    def _tok(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def prompt_ids(self, query: str | None = None) -> list[int]:
+        """Token ids of the prompt (BOS, image placeholders, query with region placeholders)."""
+        if query is None:
+            query = self.query_template if self.use_box_prompt else self.query_template_no_box
+        if self.use_box_prompt and "<BOX>" not in query:
+            raise ValueError(f"query must contain <BOX> when use_box_prompt is on: {query!r}")
+        if not self.use_box_prompt and "<BOX>" in query:
+            raise ValueError(f"query contains <BOX> but use_box_prompt is off: {query!r}")
+        text = self.prompt_template.format(image="<image>", query=query)
+        out: list[int] = [] if self.ids.bos is None else [self.ids.bos]
+        for t in self._tok(text):
+            if t == self.ids.image:
+                out += [t] * self.n_image_tokens
+            elif t == self.ids.box:
+                out += [t] * self.n_region_tokens
+            else:
+                out.append(t)
+        return out
+
+    def answer_ids(self, target: str) -> list[int]:
+        """Token ids of a tagged target text, closed with EOS."""
+        return [*self._tok(target), self.ids.eos]
+
+    def __call__(self, batch: dict[str, Any], queries: list[str] | None = None) -> dict[str, Any]:
+        """Tokenise a ``collate_gcg`` batch.
+
+        Returns:
+            The batch's tensors plus ``input_ids`` (B, L), ``attention_mask`` (B, L) and ``labels`` (B, L).
+        """
+        targets: list[str] = list(batch["target"])
+        rec_ids = [str(x) for x in batch.get("id", range(len(targets)))]
+        valid = batch.get("mask_valid")
+        rows, labels = [], []
+        for i, target in enumerate(targets):
+            p = self.prompt_ids(None if queries is None else queries[i])
+            a = self.answer_ids(target)
+            n_seg = a.count(self.ids.seg)
+            if valid is not None and n_seg != int(valid[i].sum()):
+                raise ValueError(f"record {rec_ids[i]}: {n_seg} [SEG] tokens in the target text but "
+                                 f"{int(valid[i].sum())} masks")
+            if self.max_length is not None and len(p) + len(a) > self.max_length:
+                raise ValueError(f"record {rec_ids[i]}: {len(p) + len(a)} tokens exceed the LLM context "
+                                 f"{self.max_length}")
+            rows.append(p + a)
+            labels.append([-100] * len(p) + a)
+        length = max(len(r) for r in rows)
+        input_ids = torch.full((len(rows), length), self.ids.pad, dtype=torch.long)
+        label_t = torch.full((len(rows), length), -100, dtype=torch.long)
+        attn = torch.zeros((len(rows), length), dtype=torch.long)
+        for i, (r, lab) in enumerate(zip(rows, labels)):
+            input_ids[i, :len(r)] = torch.tensor(r)
+            label_t[i, :len(r)] = torch.tensor(lab)
+            attn[i, :len(r)] = 1
+        out = {k: batch[k] for k in PASSTHROUGH if k in batch}
+        out.update(input_ids=input_ids, attention_mask=attn, labels=label_t)
+        return out
