@@ -1,0 +1,211 @@
+"""SynthRS caption planning: which facts the global and local sentences state for one box.
+
+Global sentences: the scene type and one or two land-cover facts. Local sentences (two to four):
+the boxed group and what it is doing where (``on`` the road / water / parking lot), a second boxed
+group and its relation to the first, ``between`` / ``surrounded by`` relations, and a context group
+OUTSIDE the box with its direction from the box (descriptions reach beyond the box).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from clvnet.data.synth import relations as rel
+from clvnet.data.synth.captions import (
+    CaptionBuilder,
+    Ref,
+    be,
+    layout_sentence,
+    noun_phrase,
+    participle,
+    pronoun,
+    scene_sentence,
+)
+from clvnet.data.synth.landcover import Layout
+from clvnet.data.synth.placement import Scene
+
+_PART = {"top": "upper part", "middle": "middle", "bottom": "lower part", "left": "left side",
+         "centre": "centre", "right": "right side"}
+
+
+@dataclass
+class Plan:
+    """The boxed groups (``main``, 1-2 group indices) and the box itself."""
+
+    main: list[int]
+    box: tuple[float, float, float, float]
+
+
+def layout_facts(lay: Layout, rng: np.random.Generator) -> list[str]:
+    """One or two land-cover facts, most salient first (water / runway, then roads, then fields)."""
+    s = lay.size
+    first: list[str] = []
+    rest: list[str] = []
+    if lay.water == "river":
+        orient, side = lay.water_side.split(" ")
+        way = "from top to bottom" if orient == "vertical" else "from left to right"
+        first.append(f"a river runs {way} through the {_PART[side]} of the image")
+    elif lay.water == "lake":
+        v, h = lay.water_side.split(" ")
+        where = "centre" if (v, h) == ("middle", "centre") else f"{_PART[v]}" if h == "centre" else _PART[h]
+        first.append(f"a lake lies in the {where} of the scene")
+    elif lay.water == "sea":
+        first.append(f"the sea covers the {_PART[lay.water_side]} of the image beyond a sandy beach")
+    roads = [r for r in lay.roads if r.kind == "road"]
+    for r in lay.roads:
+        if r.kind == "runway":
+            pos = r.py / s if r.orientation == "horizontal" else r.px / s
+            part = ("top", "middle", "bottom") if r.orientation == "horizontal" else ("left", "centre", "right")
+            first.append(f"a wide runway crosses the {_PART[part[0 if pos < 0.38 else 2 if pos > 0.62 else 1]]}"
+                         " of the image")
+    if lay.junctions:
+        rest.append("two roads cross each other" + ("" if rng.random() < 0.5 else " at a junction"))
+    elif len(roads) == 2:
+        rest.append("two roads pass through the scene")
+    elif roads:
+        r = roads[0]
+        pos = r.py / s if r.orientation == "horizontal" else r.px / s
+        part = ("top", "middle", "bottom") if r.orientation == "horizontal" else ("left", "centre", "right")
+        rest.append(f"a road runs {r.orientation}ly across the "
+                    f"{_PART[part[0 if pos < 0.38 else 2 if pos > 0.62 else 1]]}")
+    if lay.farmland_side:
+        rest.append(f"farmland fields cover the {_PART[lay.farmland_side]}")
+    if lay.parking:
+        rest.append("a parking lot lies beside the road")
+    facts = first + rest
+    return facts[:2] if rng.random() < 0.7 else facts[:1]
+
+
+class Describer:
+    """Writes the caption for one scene and box; collects phrases and relation meta."""
+
+    def __init__(self, scene: Scene, groups: list[int], rng: np.random.Generator, style: str) -> None:
+        self.scene, self.rng, self.style = scene, rng, style
+        self.geo = {g: rel.geometry([scene.visible_mask(i) for i in scene.groups[g].ids]) for g in groups}
+        self.b = CaptionBuilder()
+        self.relations: list[list[Any]] = []
+        self.used: set[int] = set()
+
+    def _ref(self, g: int, in_box: bool, ids: list[int] | None = None) -> Ref:
+        grp = self.scene.groups[g]
+        ids = list(grp.ids if ids is None else ids)
+        colors = {self.scene.objects[i].app.color for i in ids}
+        color = colors.pop() if len(colors) == 1 else None
+        self.used.update(ids)
+        return Ref(noun_phrase(grp.cls, len(ids), color), ids, grp.cls, in_box)
+
+    def _pidx(self) -> int:
+        return len(self.b.phrases)
+
+    def _participle(self, g: int) -> tuple[str, str]:
+        sc, grp = self.scene, self.scene.groups[g]
+        masks = [sc.visible_mask(i) for i in grp.ids]
+        ground = rel.on_landcover(sc.layout.lc, masks)
+        geo = self.geo[g]
+        along = any(rel.along(geo, r) for r in sc.layout.roads if r.kind == "road")
+        near_road = grp.road >= 0 and any(rel.along(geo, r) or len(grp.ids) < 3 for r in sc.layout.roads)
+        water = sc.layout.water if sc.layout.water in ("river", "lake", "sea") else "water"
+        text = participle(self.rng, grp.cls, len(grp.ids), grp.kind, ground, water, along, near_road)
+        return text, ("along road" if along and grp.cls == "tree" else ground)
+
+    def write(self, plan: Plan) -> CaptionBuilder:
+        """Write global then local sentences."""
+        sc, rng, b = self.scene, self.rng, self.b
+        scene_sentence(b, rng, sc.layout.scene_type)
+        layout_sentence(b, rng, layout_facts(sc.layout, rng))
+        a = plan.main[0]
+        na = len(sc.groups[a].ids)
+        part, ground = self._participle(a)
+        ia = self._pidx()
+        tpl = ("Inside the box, {A} {be} {p}.", "The box contains {A} {p}.",
+               "In the marked region, {A} {be} {p}.")[int(rng.integers(3))]
+        b.sentence(tpl, A=self._ref(a, True), be=be(na), p=part)
+        self.relations.append([ia, "on", ground])
+        local = 1
+        if len(plan.main) > 1:
+            g = plan.main[1]
+            ng = len(sc.groups[g].ids)
+            r = "next to" if rel.next_to(self.geo[g], self.geo[a]) else rel.direction(self.geo[g], self.geo[a],
+                                                                                   self.style)
+            ib = self._pidx()
+            if rng.random() < 0.5:
+                b.sentence("{B} {be} {r} {pr}.", B=self._ref(g, True), be=be(ng), r=r, pr=pronoun(na))
+            else:
+                b.sentence("{r} {pr} {be} {B}.", r=r, pr=pronoun(na), be=be(ng), B=self._ref(g, True))
+            self.relations.append([ib, r, ia])
+            local += 1
+        if self._special(a, ia, na):
+            local += 1
+        if self._context(plan, ia, na):
+            local += 1
+        if local < 2:
+            where = rel.region_word(self.geo[a], sc.layout.size, self.style)
+            b.sentence("{pr} {be} {w}.", pr=pronoun(na, True), be=be(na), w=where)
+        return b
+
+    def _special(self, a: int, ia: int, na: int) -> bool:
+        """``surrounded by`` trees or ``between`` two objects of one class (not yet mentioned)."""
+        sc = self.scene
+        ca = (self.geo[a].cx, self.geo[a].cy)
+        trees = [o for o in range(len(sc.objects))
+                 if o not in self.used and sc.objects[o].cls == "tree" and sc.objects[o].group >= 0]
+        if trees and sc.groups[a].cls != "tree":
+            pts = np.array([[sc.objects[o].cx, sc.objects[o].cy] for o in trees])
+            close = np.hypot(pts[:, 0] - ca[0], pts[:, 1] - ca[1]) <= 60
+            if rel.surrounded(ca, pts[close]):
+                ids = [t for t, c in zip(trees, close) if c]
+                ref = Ref(noun_phrase("tree", len(ids), None), ids, "tree", False)
+                it = self._pidx()
+                self.b.sentence("{pr} {be} surrounded by {T}.", pr=pronoun(na, True), be=be(na), T=ref)
+                self.used.update(ids)
+                self.relations.append([ia, "surrounded by", it])
+                return True
+        by_cls: dict[str, list[int]] = {}
+        for o in range(len(sc.objects)):
+            if o not in self.used and sc.objects[o].group >= 0:
+                by_cls.setdefault(sc.objects[o].cls, []).append(o)
+        for cls, objs in sorted(by_cls.items()):
+            for j, p in enumerate(objs):
+                for q in objs[j + 1:]:
+                    op, oq = sc.objects[p], sc.objects[q]
+                    if rel.between(ca, (op.cx, op.cy), (oq.cx, oq.cy)):
+                        color = op.app.color if op.app.color == oq.app.color else None
+                        ref = Ref(noun_phrase(cls, 2, color), [p, q], cls, False)
+                        it = self._pidx()
+                        self.b.sentence("{pr} {be} between {P}.", pr=pronoun(na, True), be=be(na), P=ref)
+                        self.used.update([p, q])
+                        self.relations.append([ia, "between", it])
+                        return True
+        return False
+
+    def _context(self, plan: Plan, ia: int, na: int) -> bool:
+        """A group outside the box, placed relative to the box."""
+        sc, rng = self.scene, self.rng
+        x0, y0, x1, y1 = plan.box
+        best, best_w = None, 0.0
+        for g, geo in self.geo.items():
+            if g in plan.main or any(i in self.used for i in sc.groups[g].ids):
+                continue
+            if x0 <= geo.cx <= x1 and y0 <= geo.cy <= y1:
+                continue
+            d = float(np.hypot(geo.cx - (x0 + x1) / 2, geo.cy - (y0 + y1) / 2))
+            w = (1.0 + (sc.groups[g].kind == "along")) / (1.0 + d / 50.0) * (0.5 + rng.random())
+            if w > best_w:
+                best, best_w = g, w
+        if best is None:
+            return False
+        ng = len(sc.groups[best].ids)
+        part, _ = self._participle(best)
+        where = rel.direction_to_box(self.geo[best], plan.box, self.style)
+        ic = self._pidx()
+        ref = self._ref(best, False)
+        tpl = ("Outside the box, {C} {be} {p} {d} the box.", "{C} {be} {p} {d} the box.",
+               "Beyond the box, {C} can be seen {d} it.")[int(rng.integers(3))]
+        self.b.sentence(tpl, C=ref, be=be(ng), p=part, d=where)
+        self.relations.append([ic, where, "box"])
+        if rel.near(self.geo[best], self.geo[plan.main[0]]):
+            self.relations.append([ic, "near", ia])
+        return True
