@@ -129,13 +129,11 @@ def test_required_fields_without_defaults() -> None:
 
 
 # --------------------------------------------------------------------------- known problems (see report)
-@pytest.mark.xfail(strict=True, reason="PyYAML reads '3e-4' (no dot) as a string, so a float key rejects it")
 def test_exponent_floats_without_dot_are_accepted(tmp_path: Path) -> None:
     assert load_config(TrainCfg, overrides=["lr=3e-4"]).lr == pytest.approx(3e-4)
     assert load_config(TrainCfg, _write(tmp_path / "lr.yaml", "lr: 1e-4\n")).lr == pytest.approx(1e-4)
 
 
-@pytest.mark.xfail(strict=True, reason="to_dict includes init=False fields, which from_dict then rejects")
 def test_init_false_fields_do_not_break_load_config() -> None:
     @dataclass
     class WithDerived:
