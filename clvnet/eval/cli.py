@@ -59,12 +59,19 @@ def load_inputs(gt: Path, gt_captions: Path | None, pred: Path) -> tuple[list[An
 
 
 def _run_eval(args: argparse.Namespace) -> int:
+    import sys
+
     from clvnet.eval.evaluator import evaluate, format_table
 
     if args.gt is None or args.pred is None:
         raise ValueError("clvnet eval needs --gt and --pred (or the subcommand export-glamm)")
     gts, preds = load_inputs(args.gt, args.gt_captions, args.pred)
-    metrics = evaluate(gts, preds, text_encoder=args.text_encoder, use_java=not args.no_java, engine=args.engine)
+    try:
+        metrics = evaluate(gts, preds, text_encoder=args.text_encoder, use_java=not args.no_java,
+                           engine=args.engine)
+    except RuntimeError as exc:  # Java missing, the METEOR / PTB jar failed
+        print(f"clvnet eval: error: {exc}", file=sys.stderr)
+        return 2
     print(format_table(metrics))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -51,8 +51,9 @@ def read_glamm_gt(mask_path: str | Path, caption_path: str | Path) -> list[GTIma
         iid = ann.get("image_id")
         if iid not in sizes:
             raise DataError(f"annotation {n} refers to unknown image {iid!r}", file=mask_path, record=iid)
-        if ann.get("category_id", 1) != 1:
-            continue  # GLaMM evaluates catIds=[1] only
+        if ann.get("category_id", 1) != 1 or ann.get("iscrowd", 0):
+            raise DataError(f"annotation {n}: GCG GT masks must have category_id 1 and iscrowd 0, got "
+                            f"{ann.get('category_id')} / {ann.get('iscrowd')}", file=mask_path, record=iid)
         seg_by_img[iid].append((ann.get("segmentation"), int(ann.get("num_instances", 1))))
     caps_by_img: dict[Any, list[dict[str, Any]]] = {}
     for ann in caps_js["annotations"]:

@@ -55,11 +55,18 @@ class TextEncoder:
                                     "folder with config.json, weights and tokenizer files)")
         self.name = f"{DEFAULT_NAME} at {self.path}" if path is None else str(self.path)
         self.batch_size = batch_size
+        from transformers.utils import logging as hf_logging
+
+        bar = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
         try:
             self.tokenizer: Any = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
             self.model: Any = AutoModel.from_pretrained(str(self.path), local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ValueError(f"cannot load a text encoder from {self.path}: {exc}") from exc
+        finally:
+            if bar:
+                hf_logging.enable_progress_bar()
         self.model.eval()
         limit = getattr(self.tokenizer, "model_max_length", 512) or 512
         self.max_length = int(min(512, limit))

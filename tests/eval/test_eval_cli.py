@@ -72,3 +72,13 @@ def test_bad_arguments_are_clear_errors(jsonl_pair: tuple[Path, Path], tmp_path:
     assert "--gt-captions" in capsys.readouterr().err
     assert main(["eval", "--gt", str(tmp_path / "nope.jsonl"), "--pred", str(pred)]) == 2
     assert "file not found" in capsys.readouterr().err
+
+
+def test_java_missing_in_cli_is_a_clear_message(jsonl_pair: tuple[Path, Path], tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    gt, pred = jsonl_pair
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert main(["eval", "--gt", str(gt), "--pred", str(pred)]) == 2
+    err = capsys.readouterr().err
+    assert "Java was not found" in err and "--no-java" in err
