@@ -1,0 +1,226 @@
+"""``clvnet predict``: caption and segment boxes on one image, or on many in batch mode.
+
+One image::
+
+    clvnet predict scene.tif --checkpoint runs/tiny/final --box 100 200 612 712 --box ... \\
+        [--box-crs EPSG:32633] [--out out/] [--format json,png,geojson]
+
+Batch mode (a failure on one image is reported and the rest continue; exit code 1 if any failed)::
+
+    clvnet predict --images 'scenes/*.tif' --boxes boxes.jsonl --checkpoint DIR --out out/
+
+``boxes.jsonl`` has one object per line: ``{"image": "a.tif", "box": [x0, y0, x1, y1]}`` or
+``"boxes": [[...], ...]``, optionally ``"id"``, ``"query"`` and ``"box_crs"``. ``image`` is a file name
+among ``--images`` or a path (relative to the JSONL's folder). Without ``--out`` the captions are printed,
+phrases marked ``[k: phrase]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clvnet.data.record import DataError
+
+log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".jp2", ".bmp", ".webp", ".img", ".vrt")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``predict`` subcommand."""
+    p = subparsers.add_parser("predict", help="caption and segment boxes on images of any size",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("image", nargs="?", help="image file (PNG, JPEG, TIFF, GeoTIFF)")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder (config.yaml, model.safetensors, tokenizer)")
+    p.add_argument("--box", nargs=4, type=float, action="append", metavar=("X0", "Y0", "X1", "Y1"),
+                   help="a box in pixels (or in --box-crs map units: xmin ymin xmax ymax); repeat for more")
+    p.add_argument("--box-crs", help="CRS of --box coordinates, e.g. EPSG:4326 (georeferenced input only)")
+    p.add_argument("--query", help="text query (default: the model's global + box-centred prompt)")
+    p.add_argument("--images", help="batch mode: a folder or a glob of images")
+    p.add_argument("--boxes", type=Path, help="batch mode: JSONL of boxes per image")
+    p.add_argument("--out", type=Path, help="output folder (default: print captions to stdout)")
+    p.add_argument("--format", default=None,
+                   help="comma-separated outputs: json, png, geojson, glamm (default json,png,geojson; "
+                        "geojson only for georeferenced input)")
+    p.add_argument("--bands", help="1-based bands for R,G,B, e.g. 3,2,1 (default: colour interpretation, "
+                                   "else the first three)")
+    p.add_argument("--stretch", choices=["auto", "percentile", "none"], default="auto",
+                   help="auto = percentile stretch for non-8-bit data")
+    p.add_argument("--stretch-percentiles", default="2,98", help="low,high percentiles (default 2,98)")
+    p.add_argument("--no-rasterio", action="store_true", help="read with Pillow only (small plain images)")
+    p.add_argument("--geojson-crs", help="reproject GeoJSON into this CRS, e.g. EPSG:4326")
+    p.add_argument("--simplify", type=float, default=0.5, help="GeoJSON simplification tolerance in pixels")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="decoding budget per box")
+    p.add_argument("--batch-size", type=int, default=8, help="boxes decoded together")
+    p.add_argument("--preview-max", type=int, default=2048,
+                   help="longest side of the decimated whole-image read (global view, overlay)")
+    p.set_defaults(func=handler)
+
+
+def _parse_ints(text: str, arg: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise ValueError(f"{arg} {text!r}: expected comma-separated integers, e.g. 3,2,1") from None
+
+
+def _parse_percentiles(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(t) for t in text.split(","))
+    except ValueError:
+        raise ValueError(f"--stretch-percentiles {text!r}: expected two numbers low,high, e.g. 2,98") from None
+    return lo, hi
+
+
+@dataclass
+class _Task:
+    """All boxes of one image."""
+
+    image: Path
+    boxes: list[list[float]] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    query: str | None = None
+    box_crs: str | None = None
+    error: str | None = None
+
+
+def _list_images(spec: str) -> list[Path]:
+    path = Path(spec)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    else:
+        files = sorted(Path(p) for p in glob.glob(spec)
+                       if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"--images {spec}: no image files found")
+    return files
+
+
+def _batch_tasks(images: list[Path], boxes_path: Path | None, args: argparse.Namespace) -> list[_Task]:
+    if boxes_path is None:
+        if not args.box:
+            raise ValueError("--images needs --boxes boxes.jsonl (or --box to use the same boxes on every image)")
+        return [_Task(image=p, boxes=[list(b) for b in args.box], query=args.query, box_crs=args.box_crs,
+                      ids=[f"{p.stem}_box{k}" for k in range(len(args.box))]) for p in images]
+    if not boxes_path.is_file():
+        raise FileNotFoundError(f"--boxes {boxes_path}: file not found")
+    by_name = {p.name: p for p in images}
+    tasks: dict[Path, _Task] = {p: _Task(image=p) for p in images}
+    extra: list[_Task] = []
+    for lineno, line in enumerate(boxes_path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            name = str(entry["image"])
+            boxes = entry["boxes"] if "boxes" in entry else [entry["box"]]
+            boxes = [[float(v) for v in b] for b in boxes]
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"line {lineno} must be {{'image': ..., 'box': [x0, y0, x1, y1]}} or "
+                            f"{{'image': ..., 'boxes': [[...], ...]}}: {exc!r}", file=boxes_path,
+                            record=f"line {lineno}") from exc
+        path = by_name.get(name) or by_name.get(Path(name).name)
+        if path is None:
+            cand = Path(name) if Path(name).is_absolute() else boxes_path.parent / name
+            path = cand.resolve() if cand.is_file() else None
+        if path is None:
+            extra.append(_Task(image=Path(name), error=f"{boxes_path} line {lineno}: image {name!r} is not among "
+                                                       f"--images {args.images} and is not a file"))
+            continue
+        task = tasks.setdefault(path, _Task(image=path))
+        task.query = entry.get("query", task.query if task.query is not None else args.query)
+        task.box_crs = entry.get("box_crs", task.box_crs if task.box_crs is not None else args.box_crs)
+        for b in boxes:
+            k = len(task.boxes)
+            ident = entry.get("id")
+            task.boxes.append(b)
+            task.ids.append(f"{ident}_box{k}" if ident and len(boxes) > 1 else (ident or f"{path.stem}_box{k}"))
+    for t in tasks.values():
+        if not t.boxes:
+            t.error = f"no boxes for this image in {boxes_path}"
+    return list(tasks.values()) + extra
+
+
+def _formats(args: argparse.Namespace) -> tuple[list[str], bool]:
+    from clvnet.inference.outputs import parse_formats
+
+    if args.format is None:
+        return ["json", "png", "geojson"], False
+    return parse_formats(args.format), True
+
+
+def handler(args: argparse.Namespace) -> int:
+    """Run ``clvnet predict``; returns 0, or 1 when any image failed in batch mode."""
+    from tqdm import tqdm
+
+    from clvnet.inference import outputs
+    from clvnet.inference.predictor import Predictor
+    from clvnet.inference.raster import RasterOptions
+
+    if (args.image is None) == (args.images is None):
+        raise ValueError("give either IMAGE or --images DIR_OR_GLOB (batch mode), not both")
+    if args.image is not None and not args.box:
+        raise ValueError("--box x0 y0 x1 y1 is required (repeat it for several boxes)")
+    formats, explicit = _formats(args)
+    geo_opts = outputs.GeoJSONOptions(simplify_px=args.simplify, target_crs=args.geojson_crs)
+    if args.geojson_crs:
+        from clvnet.inference.geo import parse_crs
+
+        parse_crs(args.geojson_crs, "--geojson-crs")
+    options = RasterOptions(bands=_parse_ints(args.bands, "--bands") if args.bands else None,
+                            stretch=args.stretch, percentiles=_parse_percentiles(args.stretch_percentiles),
+                            use_rasterio=False if args.no_rasterio else None, preview_max=args.preview_max)
+    if args.image is not None:
+        image = Path(args.image)
+        if not image.is_file():
+            raise FileNotFoundError(f"IMAGE {image}: file not found")
+        tasks = [_Task(image=image, boxes=[list(b) for b in args.box], query=args.query, box_crs=args.box_crs,
+                       ids=[f"{image.stem}_box{k}" for k in range(len(args.box))])]
+    else:
+        tasks = _batch_tasks(_list_images(args.images), args.boxes, args)
+    predictor = Predictor.from_pretrained(args.checkpoint, device=args.device, raster=options,
+                                          batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    batch = args.images is not None
+    failures: list[tuple[str, str]] = []
+    bar = tqdm(tasks, desc="predict", unit="image", disable=not batch, file=sys.stderr)
+    for task in bar:
+        if task.error is not None:
+            failures.append((str(task.image), task.error))
+            print(f"FAILED {task.image}: {task.error}", file=sys.stderr)
+            continue
+        try:
+            _run_task(predictor, task, options, args, formats, explicit, geo_opts)
+        except (ValueError, OSError, DataError, RuntimeError) as exc:
+            if not batch:
+                raise
+            failures.append((str(task.image), str(exc)))
+            print(f"FAILED {task.image}: {exc}", file=sys.stderr)
+    if batch:
+        ok = len(tasks) - len(failures)
+        print(f"predict: {ok} of {len(tasks)} image(s) done, {len(failures)} failed", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _run_task(predictor: Any, task: _Task, options: Any, args: argparse.Namespace, formats: list[str],
+              explicit: bool, geo_opts: Any) -> None:
+    from clvnet.inference import outputs
+
+    preds = predictor.predict(task.image, task.boxes, query=task.query, box_crs=task.box_crs, ids=task.ids)
+    if args.out is None:
+        for pred in preds:
+            print(outputs.format_text(pred))
+        return
+    with predictor.open(task.image, options) as raster:
+        if "geojson" in formats and not raster.is_georeferenced:
+            (log.warning if explicit else log.info)("%s is not georeferenced: no GeoJSON written", task.image)
+        fmts = [f for f in formats if f != "geojson" or raster.is_georeferenced]
+        for pred in preds:
+            written = outputs.write_outputs(pred, raster, args.out, fmts, geo_opts)
+            print(f"{pred.id}: " + ", ".join(str(p) for p in written))
