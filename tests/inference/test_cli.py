@@ -93,8 +93,8 @@ def test_geotiff_geojson_areas(geotiff: Path, tiny_checkpoint: Path, tmp_path: P
         assert feat["properties"]["caption"] == rec.caption
         # every polygon lies inside the raster footprint
         minx, miny, maxx, maxy = geom.bounds
-        assert 500000.0 <= minx and maxx <= 500000.0 + 128 * 0.5
-        assert 4650000.0 - 96 * 0.5 <= miny and maxy <= 4650000.0
+        assert minx >= 500000.0 and maxx <= 500000.0 + 128 * 0.5
+        assert miny >= 4650000.0 - 96 * 0.5 and maxy <= 4650000.0
 
 
 def test_geotiff_map_box_bands_and_reprojection(geotiff: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
