@@ -50,8 +50,9 @@ def layout_facts(lay: Layout, rng: np.random.Generator) -> list[str]:
         first.append(f"a river runs {way} through the {_PART[side]} of the image")
     elif lay.water == "lake":
         v, h = lay.water_side.split(" ")
-        where = "centre" if (v, h) == ("middle", "centre") else f"{_PART[v]}" if h == "centre" else _PART[h]
-        first.append(f"a lake lies in the {where} of the scene")
+        where = "centre" if (v, h) == ("middle", "centre") else _PART[v] if h == "centre" else _PART[h]
+        prep = "on" if where.endswith("side") else "in"
+        first.append(f"a lake lies {prep} the {where} of the scene")
     elif lay.water == "sea":
         first.append(f"the sea covers the {_PART[lay.water_side]} of the image beyond a sandy beach")
     roads = [r for r in lay.roads if r.kind == "road"]
@@ -141,6 +142,9 @@ class Describer:
             local += 1
         if self._context(plan, ia, na):
             local += 1
+        if (local < 4 and len(b.text.split()) < 50 and self.rng.random() < 0.6
+                and self._context(plan, ia, na, anchor="main")):
+            local += 1
         if local < 2:
             where = rel.region_word(self.geo[a], sc.layout.size, self.style)
             b.sentence("{pr} {be} {w}.", pr=pronoun(na, True), be=be(na), w=where)
@@ -181,8 +185,8 @@ class Describer:
                         return True
         return False
 
-    def _context(self, plan: Plan, ia: int, na: int) -> bool:
-        """A group outside the box, placed relative to the box."""
+    def _context(self, plan: Plan, ia: int, na: int, anchor: str = "box") -> bool:
+        """A group outside the box, placed relative to the box (or to the boxed group)."""
         sc, rng = self.scene, self.rng
         x0, y0, x1, y1 = plan.box
         best, best_w = None, 0.0
@@ -199,13 +203,20 @@ class Describer:
             return False
         ng = len(sc.groups[best].ids)
         part, _ = self._participle(best)
-        where = rel.direction_to_box(self.geo[best], plan.box, self.style)
         ic = self._pidx()
         ref = self._ref(best, False)
-        tpl = ("Outside the box, {C} {be} {p} {d} the box.", "{C} {be} {p} {d} the box.",
-               "Beyond the box, {C} can be seen {d} it.")[int(rng.integers(3))]
-        self.b.sentence(tpl, C=ref, be=be(ng), p=part, d=where)
-        self.relations.append([ic, where, "box"])
-        if rel.near(self.geo[best], self.geo[plan.main[0]]):
-            self.relations.append([ic, "near", ia])
+        if anchor == "box":
+            where = rel.direction_to_box(self.geo[best], plan.box, self.style)
+            tpl = ("Outside the box, {C} {be} {p} {d} the box.", "{C} {be} {p} {d} the box.",
+                   "Beyond the box, {C} can be seen {d} it.")[int(rng.integers(3))]
+            self.b.sentence(tpl, C=ref, be=be(ng), p=part, d=where)
+            self.relations.append([ic, where, "box"])
+            if rel.near(self.geo[best], self.geo[plan.main[0]]):
+                self.relations.append([ic, "near", ia])
+            return True
+        a = self.geo[plan.main[0]]
+        where = "near" if rel.near(self.geo[best], a) else rel.direction(self.geo[best], a, self.style)
+        tpl = ("{C} {be} also {p} {d} {pr}.", "There {be} also {C} {p} {d} {pr}.")[int(rng.integers(2))]
+        self.b.sentence(tpl, C=ref, be=be(ng), p=part, d=where, pr=pronoun(na))
+        self.relations.append([ic, where, ia])
         return True

@@ -44,7 +44,7 @@ def _select_box(scene: Scene, rng: np.random.Generator, groups: list[int],
     """Pick a user-intent group of 1-6 objects (1-2 groups) and a jittered box around it."""
     s = scene.layout.size
     cands = [g for g in groups if len(scene.groups[g].ids) <= 6]
-    w = np.array([(0.35 if scene.groups[g].cls == "tree" else 1.0) * (1.4 if len(scene.groups[g].ids) > 1 else 1.0)
+    w = np.array([(0.2 if scene.groups[g].cls == "tree" else 1.0) * (1.4 if len(scene.groups[g].ids) > 1 else 1.0)
                   for g in cands])
     a = cands[int(rng.choice(len(cands), p=w / w.sum()))]
     main = [a]

@@ -157,16 +157,19 @@ class Scene:
         road = self.layout.roads[road_i]
         s = self.layout.size
         color = self._shared_color(cls, p_color)
-        t = float(self.rng.uniform(-s / 2 + 20, s / 2 - 20 - spacing * (n - 1)))
         angle = road.angle + (math.pi / 2 if across else 0.0)
         if cls in ("car", "boat") and offset < 0 and not across:
             angle += math.pi  # cars keep to their lane's direction
-        placed = []
-        for k in range(n):
-            x, y = road.point(t + k * spacing + float(self.rng.uniform(-1.5, 1.5)), offset)
-            i = self.place(cls, x, y, angle + float(self.rng.normal(0, 0.03)), self._app(cls, color), allowed)
-            if i is not None:
-                placed.append(i)
+        placed: list[int] = []
+        for _ in range(3):  # a few start positions; keep the first that places anything
+            t = float(self.rng.uniform(-s / 2 + 20, s / 2 - 20 - spacing * (n - 1)))
+            for k in range(n):
+                x, y = road.point(t + k * spacing + float(self.rng.uniform(-1.5, 1.5)), offset)
+                i = self.place(cls, x, y, angle + float(self.rng.normal(0, 0.03)), self._app(cls, color), allowed)
+                if i is not None:
+                    placed.append(i)
+            if placed:
+                break
         return self.add_group(cls, placed, kind, context, road_i)
 
     def cluster(self, cls: str, n: int, allowed: tuple[int, ...], context: str, radius: float,
