@@ -65,7 +65,7 @@ def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"cuda{i}"] = s
-    np_state = np.random.get_state()
+    np_state: Any = np.random.get_state()
     tensors["numpy_keys"] = torch.from_numpy(np.asarray(np_state[1], dtype=np.int64))
     py = random.getstate()
     meta = {"python": [py[0], list(py[1]), py[2]],

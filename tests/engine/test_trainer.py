@@ -1,0 +1,121 @@
+"""The trainer through the real CLI and API: logs, checkpoints, exact resume, bad input, non-finite losses."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from clvnet.cli import main
+from clvnet.config import load_config
+from clvnet.engine.config import TrainConfig
+from clvnet.engine.logging import read_csv
+from clvnet.engine.trainer import Trainer, TrainingAborted
+
+
+def _cfg(experiment: Path, *overrides: str) -> TrainConfig:
+    return load_config(TrainConfig, experiment, list(overrides))
+
+
+def test_cli_trains_logs_validates_and_checkpoints(experiment: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                                   ) -> None:
+    rc = main(["train", "--config", str(experiment), "train.val_every=2", "train.save_every=2", "train.keep_last=1"])
+    assert rc == 0
+    run = tmp_path / "run"
+    assert f"checkpoint: {run / 'checkpoint'}" in capsys.readouterr().out
+    rows = read_csv(run / "train_log.csv")
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    for key in ("total", "caption", "mask_bce", "mask_dice", "csc", "rec", "lr", "samples_per_s", "forward_s"):
+        assert all(math.isfinite(r[key]) for r in rows), key
+    assert rows[0]["lr"] == pytest.approx(0.5e-3)  # linear warm-up over 2 steps
+    val = read_csv(run / "val_log.csv")
+    assert [r["step"] for r in val] == [2, 4] and {"loss", "miou", "ap50"} <= set(val[0])
+    assert "pred:" in (run / "samples.txt").read_text()
+    # periodic checkpoint at step 2 (the step-4 one is the final checkpoint), model in the strict folder format
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["checkpoint-0000002"]
+    final = run / "checkpoint"
+    assert {"config.yaml", "model.safetensors", "optimizer.safetensors", "rng.safetensors",
+            "trainer_state.json", "train_config.yaml"} <= {p.name for p in final.iterdir()}
+    from clvnet.models import CLVNet
+
+    model = CLVNet.from_pretrained(final)
+    saved = load_file(str(final / "model.safetensors"))
+    name, tensor = next(iter(saved.items()))
+    assert torch.equal(model.state_dict()[name], tensor)
+
+
+def test_resume_continues_exactly(experiment: Path, tmp_path: Path) -> None:
+    straight = Trainer(_cfg(experiment, "train.save_every=2", f"output_dir={tmp_path / 'a'}"))
+    straight.fit()
+    ckpt2 = tmp_path / "a" / "checkpoints" / "checkpoint-0000002"
+    resumed = Trainer(_cfg(experiment, f"output_dir={tmp_path / 'b'}"), resume=str(ckpt2))
+    assert resumed.state.step == 2 and resumed.state.position == 8
+    resumed.fit()
+    pa = dict(straight.acc.unwrap_model(straight.model).named_parameters())
+    pb = dict(resumed.acc.unwrap_model(resumed.model).named_parameters())
+    assert pa.keys() == pb.keys()
+    for k in pa:
+        assert torch.equal(pa[k], pb[k]), k
+    la, lb = read_csv(tmp_path / "a" / "train_log.csv"), read_csv(tmp_path / "b" / "train_log.csv")
+    assert [r["total"] for r in la[2:]] == [r["total"] for r in lb]
+
+
+def test_resume_auto_without_checkpoint_starts_fresh(experiment: Path) -> None:
+    tr = Trainer(_cfg(experiment, "train.max_steps=1"), resume="auto")
+    assert tr.resume_dir is None and tr.state.step == 0
+
+
+def test_unknown_key_and_missing_path_fail_before_training(experiment: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--config", str(experiment), "train.batch_sise=2"]) == 2
+    assert "train.batch_sise" in capsys.readouterr().err
+    assert main(["train", "--config", str(experiment), f"data.val={tmp_path / 'nope.jsonl'}"]) == 2
+    err = capsys.readouterr().err
+    assert "data.val" in err and "nope.jsonl" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_checkpoint_of_other_model_config_names_keys(experiment: Path, tmp_path: Path) -> None:
+    Trainer(_cfg(experiment, "train.max_steps=1")).fit()
+    with pytest.raises(ValueError, match=r"llm\.config\.hidden_size"):
+        Trainer(_cfg(experiment, "model.llm.config.hidden_size=48"), resume=str(tmp_path / "run" / "checkpoint"))
+
+
+def test_nonfinite_loss_skips_then_aborts_with_checkpoint(experiment: Path, tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    tr = Trainer(_cfg(experiment, "train.max_steps=20", "train.max_nonfinite=3"))
+    model = tr.acc.unwrap_model(tr.model)
+    real_forward = model.forward
+    calls = {"n": 0}
+
+    def flaky(inputs: dict) -> object:
+        out = real_forward(inputs)
+        calls["n"] += 1
+        if calls["n"] == 2 or calls["n"] >= 4:  # one isolated NaN, then NaNs for good
+            out.loss = out.loss * float("nan")
+        return out
+
+    model.forward = flaky  # type: ignore[method-assign]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(TrainingAborted, match="3 non-finite losses in a row"):
+        tr.fit()
+    assert "non-finite loss" in caplog.text
+    # micro-batches 1 and 3 stepped, 2 was skipped, 4-6 aborted: 2 optimiser steps, all weights finite
+    assert tr.state.step == 2
+    saved = tmp_path / "run" / "checkpoints" / "checkpoint-0000002"
+    assert saved.is_dir()
+    after = model.state_dict()
+    assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_gradient_checkpointing_and_bf16_autocast_run_on_cpu(experiment: Path, tmp_path: Path) -> None:
+    tr = Trainer(_cfg(experiment, "train.max_steps=1", "train.gradient_checkpointing=true", "train.precision=bf16"))
+    llm = tr.acc.unwrap_model(tr.model).reasoner.llm
+    assert llm.is_activation_checkpointing
+    assert tr.acc.mixed_precision == "bf16"
+    tr.fit()
+    assert math.isfinite(read_csv(tmp_path / "run" / "train_log.csv")[0]["total"])
