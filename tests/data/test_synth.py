@@ -159,3 +159,11 @@ def test_output_does_not_depend_on_the_process() -> None:
     here = [[hashlib.sha256(a.tobytes()).hexdigest(), r.to_dict()] for a, r in
             (generate_scene(8, i, hard=True) for i in range(4))]
     assert json.loads(res.stdout) == json.loads(json.dumps(here))
+
+
+@pytest.mark.parametrize("size", [128, 384])
+def test_other_image_sizes(size: int) -> None:
+    for i in range(15):
+        img, rec = generate_scene(4, i, size=size)
+        validate(rec)
+        assert img.shape == (size, size, 3) and (rec.height, rec.width) == (size, size)

@@ -124,7 +124,7 @@ class Describer:
         tpl = ("Inside the box, {A} {be} {p}.", "The box contains {A} {p}.",
                "In the marked region, {A} {be} {p}.")[int(rng.integers(3))]
         b.sentence(tpl, A=self._ref(a, True), be=be(na), p=part)
-        self.relations.append([ia, "on", ground])
+        self.relations.append([ia, "along", "road"] if ground == "along road" else [ia, "on", ground])
         local = 1
         if len(plan.main) > 1:
             g = plan.main[1]
@@ -202,8 +202,10 @@ class Describer:
         if best is None:
             return False
         ng = len(sc.groups[best].ids)
-        part, _ = self._participle(best)
+        part, ground = self._participle(best)
         ic = self._pidx()
+        if ground == "along road":
+            self.relations.append([ic, "along", "road"])
         ref = self._ref(best, False)
         if anchor == "box":
             where = rel.direction_to_box(self.geo[best], plan.box, self.style)

@@ -203,7 +203,7 @@ def _add_parking(layout: Layout, rng: np.random.Generator, road_idx: int) -> Non
     d_near = road.width / 2 + float(rng.uniform(2, 6))
     depth = float(rng.choice([22.0, 44.0]))
     d0, d1 = (d_near, d_near + depth) if side > 0 else (-d_near - depth, -d_near)
-    length = float(rng.uniform(60, 110))
+    length = min(float(rng.uniform(60, 110)), s - 40.0)
     t0 = float(rng.uniform(-s / 2 + 10, s / 2 - 10 - length))
     lot = ParkingLot(road_idx, t0, t0 + length, d0, d1)
     t, d = road.frame(xx, yy)

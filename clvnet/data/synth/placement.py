@@ -160,8 +160,9 @@ class Scene:
         angle = road.angle + (math.pi / 2 if across else 0.0)
         if cls in ("car", "boat") and offset < 0 and not across:
             angle += math.pi  # cars keep to their lane's direction
+        n = min(n, int((s - 40) // spacing) + 1)
         placed: list[int] = []
-        for _ in range(3):  # a few start positions; keep the first that places anything
+        for _ in range(3 if n > 0 else 0):  # a few start positions; keep the first that places anything
             t = float(self.rng.uniform(-s / 2 + 20, s / 2 - 20 - spacing * (n - 1)))
             for k in range(n):
                 x, y = road.point(t + k * spacing + float(self.rng.uniform(-1.5, 1.5)), offset)
