@@ -72,6 +72,7 @@ def test_records_validate_with_exact_spans(scenes: list[tuple[np.ndarray, GCGRec
             assert rec.caption[p.span[0]:p.span[1]] == p.text
         assert 2 <= len(rec.phrases) <= 5
         assert len(rec.meta["classes"]) == len(rec.phrases)
+        assert [len(x) for x in rec.meta["instances"]] == [len(p.masks) for p in rec.phrases]
         assert 25 <= len(rec.caption.split()) <= 80, rec.caption
 
 

@@ -6,6 +6,13 @@ gives a byte-identical PNG and record, and train / val / test generated with the
 disjoint seed spaces (``split_seed`` hashes the split name into the seed). Hard-mode degradations
 use a separate stream ``default_rng([scene_seed, index, 1])``, so a hard scene has exactly the same
 layout, objects, masks and caption as its clean twin; only the pixels differ.
+
+Record meta: ``source`` ("synthrs"), ``scene_type``, ``landcover`` (classes present), ``hard`` (list
+of degradations, empty when clean), ``direction_style`` ("image" or "compass"), ``num_objects``,
+``seed`` / ``index`` (and ``split`` from :func:`generate_split`), and per phrase (same order as
+``phrases``): ``classes``, ``in_box``, ``counts`` and ``instances`` (per instance: colour, sprite size
+and orientation). ``relations`` lists ``[phrase_index, relation, target]`` where ``target`` is a
+phrase index, a land-cover name (for ``on`` / ``along``) or ``"box"``.
 """
 
 from __future__ import annotations
@@ -124,9 +131,17 @@ def generate_scene(seed: int, index: int, size: int = 256, hard: bool = False) -
             "num_objects": len(scene.objects),
             "landcover": sorted({str(n) for n in _landcover_names(layout.lc)})}
     meta.update(phrase_meta(builder))
+    meta["instances"] = [[_attributes(scene, i) for i in ref.ids] for _, _, ref in builder.phrases]
     record = GCGRecord(image=f"synth_{index:06d}.png", height=size, width=size, caption=builder.text,
                        phrases=phrases, box=plan.box, meta=meta, id=f"synth_{index:06d}")
     return image, record
+
+
+def _attributes(scene: Scene, i: int) -> dict[str, object]:
+    """Per-instance attributes: colour name, sprite size (length, width) in px, orientation in degrees."""
+    o = scene.objects[i]
+    return {"color": o.app.color, "size": [round(o.app.length, 1), round(o.app.width, 1)],
+            "angle": round(float(np.degrees(o.angle)) % 180.0, 1)}
 
 
 def _landcover_names(lc: np.ndarray) -> list[str]:
