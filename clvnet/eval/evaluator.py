@@ -125,7 +125,8 @@ def evaluate(gt_records: GTInput, pred_records: PredInput, text_encoder: str | P
     t["text_encoder_load"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     gt_by_pred = [m.T for m in ious]  # GT x pred
-    enc.embed(matching.phrases_needing_embeddings(gts, preds, gt_by_pred))
+    needed = matching.phrases_needing_embeddings(gts, preds, gt_by_pred)
+    enc.embed(needed)
     t["text_embed"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     rec = matching.recall_scores(gts, preds, gt_by_pred, enc.similarity)
@@ -144,7 +145,8 @@ def evaluate(gt_records: GTInput, pred_records: PredInput, text_encoder: str | P
         "CIDEr": _x100(caps["CIDEr"]), "METEOR": _x100(caps["METEOR"]),
         "AP50": _x100(ap["overall"]), "mIoU": _x100(miou["overall"]), "Recall": _x100(rec["overall"]),
         "uni_target": group("uni"), "multi_target": group("multi"),
-        "counts": {**_counts(gts, preds, missing), "recall_true_positives": int(rec["tp"] or 0)},
+        "counts": {**_counts(gts, preds, missing), "recall_true_positives": int(rec["tp"] or 0),
+                   "embedded_phrases": len(needed)},
         "text_encoder": enc.name, "tokenizer": caps["tokenizer"], "ap_engine": engine,
         "versions": versions(use_java), "timings_s": {k: round(v, 3) for k, v in t.items()},
     }

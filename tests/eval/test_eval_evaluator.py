@@ -103,3 +103,14 @@ def test_java_missing_is_reported_before_any_work(monkeypatch: pytest.MonkeyPatc
         evaluate(_gt(), [], text_encoder=tiny_encoder_dir)
     m = evaluate(_gt(), [], text_encoder=tiny_encoder_dir, use_java=False)
     assert m["METEOR"] is None and m["versions"]["java"] is None
+
+
+def test_gt_image_without_phrases_and_empty_gt_mask(tiny_encoder_dir: Path) -> None:
+    empty = np.zeros((H, W), dtype=np.uint8)
+    gt = [GCGRecord(image="n.png", height=H, width=W, caption="nothing here", id="n"),
+          record("e", [("a car", [empty])])]
+    pred = [record("n", [("a car", [A])]), record("e", [("a car", [empty])])]
+    m = evaluate(gt, pred, text_encoder=tiny_encoder_dir, use_java=False)
+    assert m["mIoU"] == 0.0 and m["Recall"] == 0.0  # empty vs empty is IoU 0, never NaN
+    assert m["counts"]["gt_phrases"] == 1 and m["counts"]["pred_phrases"] == 2
+    assert m["AP50"] is not None and not np.isnan(m["AP50"])
