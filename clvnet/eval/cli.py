@@ -18,6 +18,9 @@ from typing import Any
 def register(subparsers: Any) -> None:
     """Add the ``eval`` subcommand (with its ``export-glamm`` sub-subcommand)."""
     p = subparsers.add_parser("eval", help="GCG metrics: CIDEr, METEOR, AP50, mIoU, Recall (offline)",
+                              usage="clvnet eval --gt GT --pred PRED [--gt-captions CAPTIONS] [--text-encoder PATH] "
+                                    "[--out metrics.json] [--no-java] [--engine {faster,pycocotools}]\n"
+                                    "       clvnet eval export-glamm --gt GT.jsonl --pred PRED.jsonl --out DIR",
                               description="Evaluate grounded captions and masks with GLaMM's GCG protocol, "
                                           "offline. Metrics are x100.")
     p.add_argument("--gt", type=Path, help="GT: GCG-record JSONL, or GLaMM's COCO mask GT JSON (with --gt-captions)")
