@@ -255,6 +255,6 @@ def launch_app(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = 7
         raise ValueError(f"--max-upload-mb must be > 0, got {max_upload_mb}")
     demo.queue(default_concurrency_limit=1, max_size=max_queue)
     service: DemoService = demo.clvnet_service  # type: ignore[attr-defined]
-    return demo.launch(server_name=host, server_port=port, share=share, max_file_size=f"{max_upload_mb:g}mb",
+    return demo.launch(server_name=host, server_port=port, share=share, max_file_size=int(max_upload_mb * 1024 * 1024),
                        show_error=False, prevent_thread_lock=not block, quiet=not block, css=CSS,
                        allowed_paths=[str(ASSETS), str(service.workdir)])

@@ -221,31 +221,40 @@ class DemoService:
         return check_boxes(full, image.width, image.height, self.max_boxes)
 
     # -- running --------------------------------------------------------------------------------------
+    def _ids(self, image: LoadedImage, n: int) -> list[str]:
+        """Prediction ids (and download file stems): ``<image stem>_box<k>``, k from 1 as on the page."""
+        return [f"{Path(image.name).stem}_box{k + 1}" for k in range(n)]
+
     def run(self, image: LoadedImage, boxes: Sequence[Box], query: str | None = None) -> list[BoxResult]:
         """Predict all boxes in one call and write their outputs (what ``predict_api`` returns)."""
         boxes = check_boxes(boxes, image.width, image.height, self.max_boxes)
-        preds = self.predictor.predict(image.path, [list(b) for b in boxes], query=_clean_query(query))
+        preds = self.predictor.predict(image.path, [list(b) for b in boxes], query=_clean_query(query),
+                                       ids=self._ids(image, len(boxes)))
         if len(preds) != len(boxes):
             raise RuntimeError(f"predictor returned {len(preds)} predictions for {len(boxes)} boxes")
         out_dir = self._request_dir()
         return [self._finish(image, i, b, p, out_dir) for i, (b, p) in enumerate(zip(boxes, preds))]
 
     def stream(self, image: LoadedImage, boxes: Sequence[Box], query: str | None = None) -> Iterator[StreamEvent]:
-        """Predict box by box, yielding the caption text as it is generated, then each box's result."""
+        """Like :meth:`run`, but yields each box's caption text as it is generated, then the box's result.
+
+        The predictor's stream gives text pieces, then that box's prediction, box after box.
+        """
         boxes = check_boxes(boxes, image.width, image.height, self.max_boxes)
         out_dir = self._request_dir()
-        for i, b in enumerate(boxes):
-            text = ""
-            pred = None
-            for item in self.predictor.predict(image.path, [list(b)], query=_clean_query(query), stream=True):
-                if isinstance(item, str):
-                    text += item
-                    yield StreamEvent(index=i, text=text)
-                else:
-                    pred = item
-            if pred is None:
-                raise RuntimeError("the predictor's stream ended without a final prediction")
-            yield StreamEvent(index=i, text=text, result=self._finish(image, i, b, pred, out_dir))
+        i, text = 0, ""
+        for item in self.predictor.predict(image.path, [list(b) for b in boxes], query=_clean_query(query),
+                                           stream=True, ids=self._ids(image, len(boxes))):
+            if i >= len(boxes):
+                raise RuntimeError(f"predictor streamed more than {len(boxes)} predictions")
+            if isinstance(item, str):
+                text += item
+                yield StreamEvent(index=i, text=text)
+            else:
+                yield StreamEvent(index=i, text=text, result=self._finish(image, i, boxes[i], item, out_dir))
+                i, text = i + 1, ""
+        if i != len(boxes):
+            raise RuntimeError(f"predictor streamed {i} predictions for {len(boxes)} boxes")
 
     def _finish(self, image: LoadedImage, index: int, box: Box, pred: Any, out_dir: Path) -> BoxResult:
         """Overlay, coloured caption and download files for one prediction."""
@@ -253,7 +262,7 @@ class DemoService:
 
         record = pred.to_record()
         colors = phrase_colors(len(record.phrases))
-        stem = f"{Path(image.name).stem}_box{index + 1}"
+        stem = self._ids(image, index + 1)[index]
         overlay_path = out_dir / f"{stem}_overlay.png"
         files = _write_outputs(pred, image, overlay_path, out_dir / f"{stem}.json", out_dir / f"{stem}.geojson")
         timings = {k: float(v) for k, v in (getattr(pred, "timings", None) or {}).items()}

@@ -58,9 +58,12 @@ def test_example_box_run_shows_coloured_phrases_and_overlay(
     page.click("#clv-run")
     page.wait_for_function("() => document.querySelector('#clv-status').innerText.includes('No box drawn')",
                            timeout=TIMEOUT_MS)
+    page.wait_for_selector("[data-testid='toast-body']", timeout=TIMEOUT_MS)
+    assert "No box drawn" in page.locator("[data-testid='toast-body']").first.inner_text()
     assert "Traceback" not in page.content()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "demo_error.png"))
+    page.locator("[data-testid='toast-close']").first.click()
 
     _drag_box(page, 0.30, 0.35, 0.62, 0.70)
     page.click("#clv-run")
