@@ -9,7 +9,10 @@ references). Callers multiply by 100.
 **PTB tokenizer.** pycocoevalcap's ``PTBTokenizer`` writes its temporary file into its own package
 folder, which fails when site-packages is read-only. :func:`ptb_tokenize` replicates it exactly
 (same jar, same flags ``-preserveLines -lowerCase``, same punctuation removal, same line pairing)
-but writes the temporary file into a temporary directory it owns.
+but writes the temporary file into a temporary directory it owns. One deliberate difference: the
+reference turns only "\n" into a space, while the Java lexer also ends lines at "\r", U+2028,
+U+2029, VT and FF, which silently shifts every later caption onto the wrong image; we turn those
+into spaces too, and check that the tokenizer returned one line per caption.
 
 **METEOR.** Starting ``Meteor()`` launches a JVM and loads its paraphrase tables (about 10 s), so
 one scorer is created lazily per process and reused (:func:`get_meteor`).
@@ -62,6 +65,16 @@ def _ptb_jar() -> Path:
     return jar
 
 
+# characters the Java PTB lexer treats as line ends (besides "\n")
+_LINE_BREAKS = re.compile("[\r\u2028\u2029\x0b\x0c]")
+
+
+def _one_line(caption: str) -> str:
+    """The reference replaces only "\n"; other line-break characters would silently shift every later
+    caption onto the wrong image, so they become spaces too (no effect on captions without them)."""
+    return _LINE_BREAKS.sub(" ", caption.replace("\n", " "))
+
+
 def ptb_tokenize(captions: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     """pycocoevalcap's ``PTBTokenizer.tokenize`` with the temporary file outside site-packages.
 
@@ -73,7 +86,7 @@ def ptb_tokenize(captions: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     """
     java = require_java()
     keys = [k for k, v in captions.items() for _ in range(len(v))]
-    sentences = "\n".join(c.replace("\n", " ") for v in captions.values() for c in v)
+    sentences = "\n".join(_one_line(c) for v in captions.values() for c in v)
     with tempfile.TemporaryDirectory(prefix="clvnet-ptb-") as tmp:
         path = Path(tmp) / "captions.txt"
         path.write_bytes(sentences.encode())
@@ -84,8 +97,9 @@ def ptb_tokenize(captions: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     if proc.returncode != 0:
         raise RuntimeError(f"the PTB tokenizer failed (exit {proc.returncode}): {proc.stderr.decode()[-2000:]}")
     lines = proc.stdout.decode().split("\n")
-    if len(lines) < len(keys):
-        raise RuntimeError(f"the PTB tokenizer returned {len(lines)} lines for {len(keys)} captions")
+    if not (len(keys) <= len(lines) <= len(keys) + 1) or (len(lines) > len(keys) and lines[-1].strip()):
+        raise RuntimeError(f"the PTB tokenizer returned {len(lines)} lines for {len(keys)} captions; "
+                           "captions and tokens would be misaligned")
     out: dict[str, list[str]] = {}
     for k, line in zip(keys, lines):
         out.setdefault(k, []).append(" ".join(w for w in line.rstrip().split(" ") if w not in PUNCTUATIONS))

@@ -121,3 +121,10 @@ def test_no_java_gives_clear_error_and_no_java_mode_works(monkeypatch: pytest.Mo
 def test_mismatched_keys_raise() -> None:
     with pytest.raises(ValueError, match="same images"):
         caption_scores({"a": ["x"]}, {"b": "x"}, use_java=False)
+
+
+def test_other_line_breaks_do_not_misalign_captions() -> None:
+    for sep in ["\r", "\u2028", "\u2029", "\x0b", "\x0c", "\r\n"]:
+        out = ptb_tokenize({"a": [f"one two{sep}three"], "b": ["four five"], "c": [""]})
+        assert out == {"a": ["one two three"], "b": ["four five"], "c": [""]}, repr(sep)
+    assert ptb_tokenize({"a": ["x y"], "b": [""], "c": [""]}) == {"a": ["x y"], "b": [""], "c": [""]}
