@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from clvnet.data.synth.landcover import grid, smooth_noise
+from clvnet.data.synth.landcover import grid, noise_bank, smooth_noise
 
 DEGRADATIONS = ("haze", "low light", "shadows", "blur", "clouds", "noise")
 
@@ -25,8 +25,8 @@ def _blur(img: np.ndarray, k: int) -> np.ndarray:
         pad[axis] = (r + 1, r)
         c = np.cumsum(np.pad(img, pad, mode="edge"), axis=axis, dtype=np.float32)
         n = img.shape[axis]
-        hi = np.take(c, np.arange(k, k + n), axis=axis)
-        lo = np.take(c, np.arange(0, n), axis=axis)
+        hi = c[k:k + n] if axis == 0 else c[:, k:k + n]
+        lo = c[:n] if axis == 0 else c[:, :n]
         img = (hi - lo) / k
     return img
 
@@ -73,6 +73,9 @@ def degrade(rng: np.random.Generator, img: np.ndarray) -> tuple[np.ndarray, list
         out = 255.0 * (np.clip(out, 0, 255) / 255.0) ** 1.3 * gain
     if "blur" in names:
         out = _blur(out, int(rng.choice([3, 5])))
-    if "noise" in names:
-        out = out + rng.standard_normal(out.shape, dtype=np.float32) * float(rng.uniform(6, 14))
+    if "noise" in names:  # per-channel Gaussian noise from crops of the fixed noise bank
+        _, fine = noise_bank(s)
+        sigma = np.float32(rng.uniform(6, 14))
+        for ch, (oy, ox) in enumerate(rng.integers(0, s, (3, 2))):
+            out[..., ch] += fine[oy:oy + s, ox:ox + s] * sigma
     return out, names

@@ -266,7 +266,7 @@ def build_layout(rng: np.random.Generator, size: int, scene_type: str) -> Layout
 
 # --------------------------------------------------------------------------- textures
 @lru_cache(maxsize=4)
-def _noise_bank(size: int) -> tuple[np.ndarray, np.ndarray]:
+def noise_bank(size: int) -> tuple[np.ndarray, np.ndarray]:
     """Fixed (2*size, 2*size) medium-scale and per-pixel noise fields; scenes view random crops.
 
     Generated once per size from a fixed seed, so crops are deterministic and free (views).
@@ -285,7 +285,7 @@ def render_landcover(rng: np.random.Generator, lay: Layout) -> np.ndarray:
     xx, yy = grid(s)
     lc = lay.lc
     base = _BASE_RGB * rng.uniform(0.9, 1.1, (len(_BASE_RGB), 1)).astype(np.float32)
-    mid, fine = _noise_bank(s)
+    mid, fine = noise_bank(s)
     oy, ox, fy, fx = (int(v) for v in rng.integers(0, s, 4))
     tex = smooth_noise(rng, s, 5)
     tex *= 0.65
