@@ -32,8 +32,8 @@ def load_model_config(path_or_preset: str, overrides: list[str] | None = None) -
     from clvnet.config import load_config
 
     p = Path(path_or_preset)
-    if not p.suffix:
+    if not (p.suffix in (".yaml", ".yml") and p.is_file()):
         p = Path(__file__).resolve().parents[2] / "configs" / "model" / f"{path_or_preset}.yaml"
         if not p.is_file():
-            raise FileNotFoundError(f"no model preset {path_or_preset!r} ({p})")
+            raise FileNotFoundError(f"no model preset or YAML file {path_or_preset!r} (looked for {p})")
     return load_config(CLVNetConfig, p, overrides)

@@ -268,12 +268,12 @@ def _set_trainable(model: CLVNet, cfg: CLVNetConfig) -> None:
         lc = cfg.llm.lora
         model.reasoner.llm = get_peft_model(model.reasoner.llm, LoraConfig(
             r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=list(lc.target_modules)))
-    if t.llm_embeddings:
-        llm = model.reasoner.llm
+    llm = model.reasoner.llm
+    if t.llm_embeddings in ("input", "both"):
         llm.get_input_embeddings().weight.requires_grad_(True)
-        out = llm.get_output_embeddings()
-        if out is not None:
-            out.weight.requires_grad_(True)
+    out = llm.get_output_embeddings()
+    if t.llm_embeddings in ("output", "both") and out is not None:
+        out.weight.requires_grad_(True)
 
 
 def _freeze(module: nn.Module, names: list[str]) -> None:

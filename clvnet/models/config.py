@@ -150,7 +150,7 @@ class TrainableConfig:
     projector: bool = True
     region: bool = True
     llm: Literal["full", "lora", "frozen"] = "full"
-    llm_embeddings: bool = True              # input/output embeddings (new special tokens)
+    llm_embeddings: Literal["none", "input", "output", "both"] = "both"   # token embeddings / LM head
     cgformer: bool = True
     grounding: bool = True
     mask_decoder: bool = True

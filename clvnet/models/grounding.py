@@ -7,7 +7,7 @@ Three kinds, chosen by ``grounding.kind``:
   for single images) and the two higher-resolution maps that ``Sam2MaskDecoder`` needs.
 * ``sam``: ``SamVisionEncoder`` (ViT), for the Table III "SAM decoder" ablation; no high-res maps.
 * ``shared``: reuses E_v's patch grid (a 1×1 conv to the decoder width) and adds a three-layer conv
-  stem on the image for the 4× and 8× maps. This keeps the tiny preset fast on a CPU while the mask
+  stem (4×4 patchify, 3×3, 2×2 down) on the image for the 4× and 8× maps. This keeps the tiny preset fast on a CPU while the mask
   path still sees 4-pixel detail (small objects need it more than training longer).
 """
 
@@ -77,8 +77,8 @@ class GroundingEncoder(nn.Module):
         if kind == "shared":
             self.neck = nn.Conv2d(vision_width, channels, 1)
             s = stem_channels
-            self.stem = nn.Sequential(nn.Conv2d(3, s, 3, 2, 1), nn.GELU(), nn.Conv2d(s, channels, 3, 2, 1), nn.GELU())
-            self.down = nn.Sequential(nn.Conv2d(channels, channels, 3, 2, 1), nn.GELU())
+            self.stem = nn.Sequential(nn.Conv2d(3, s, 4, 4), nn.GELU(), nn.Conv2d(s, channels, 3, 1, 1), nn.GELU())
+            self.down = nn.Sequential(nn.Conv2d(channels, channels, 2, 2), nn.GELU())
         else:
             if encoder is None:
                 raise ValueError(f"grounding kind {kind!r} needs an encoder")

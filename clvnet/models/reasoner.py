@@ -115,10 +115,10 @@ def gather_objects(hidden: torch.Tensor, input_ids: torch.Tensor, ids: SpecialId
     Raises:
         ValueError: naming the record when [SEG] tokens, phrase tags and masks disagree.
     """
-    b, _, d = hidden.shape
-    f_h = hidden.new_zeros(b, n_max, d)
-    phr = hidden.new_zeros(b, n_max, d)
+    b, length, d = hidden.shape
     obj_mask = torch.zeros(b, n_max, dtype=torch.bool, device=hidden.device)
+    seg_pos = torch.zeros(b, n_max, dtype=torch.long, device=hidden.device)
+    weights = hidden.new_zeros(b, n_max, length)                                    # phrase-token averaging
     for i in range(b):
         name = record_ids[i] if record_ids else str(i)
         seg = (input_ids[i] == ids.seg).nonzero().flatten()
@@ -132,11 +132,14 @@ def gather_objects(hidden: torch.Tensor, input_ids: torch.Tensor, ids: SpecialId
         if opens.numel() != n or closes.numel() != n or bool((opens >= closes).any()):
             raise ValueError(f"record {name}: {opens.numel()} <p>, {closes.numel()} </p> and {n} [SEG] tokens "
                              "do not pair up")
-        if n == 0:
-            continue
-        f_h[i, :n] = hidden[i, seg]
+        seg_pos[i, :n] = seg
+        obj_mask[i, :n] = True
         for j in range(n):
             s, e = int(opens[j]) + 1, int(closes[j])
-            phr[i, j] = hidden[i, s:e].mean(0) if e > s else hidden[i, s - 1]
-        obj_mask[i, :n] = True
-    return f_h, phr, obj_mask
+            if e > s:
+                weights[i, j, s:e] = 1.0 / (e - s)
+            else:                                                                     # empty phrase: use <p>
+                weights[i, j, s - 1] = 1.0
+    f_h = torch.gather(hidden, 1, seg_pos[..., None].expand(b, n_max, d)) * obj_mask[..., None]
+    phrases = weights @ hidden                                                        # (B, n_max, D)
+    return f_h, phrases, obj_mask

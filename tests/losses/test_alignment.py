@@ -1,0 +1,82 @@
+"""Hand-computed cases for L_rec and L_csc (paper eqs. 10-11)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from clvnet.losses.alignment import relationship_consistency_loss, semantic_consistency_loss
+
+
+def _rand_stochastic(n: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, n, generator=g).softmax(-1)
+
+
+def test_rec_zero_for_equal_and_symmetric() -> None:
+    a, b = _rand_stochastic(4, 0), _rand_stochastic(4, 1)
+    assert float(relationship_consistency_loss(a, a)) == pytest.approx(0.0, abs=1e-7)
+    assert float(relationship_consistency_loss(a, b)) == pytest.approx(float(relationship_consistency_loss(b, a)))
+    assert float(relationship_consistency_loss(a, b)) > 0
+
+
+def test_rec_exact_2x2() -> None:
+    rt = torch.tensor([[0.9, 0.1], [0.2, 0.8]])
+    rv = torch.tensor([[0.5, 0.5], [0.5, 0.5]])
+    want = 0.0
+    for p, q in zip(rt.flatten().tolist(), rv.flatten().tolist()):
+        want += 0.5 * (p * math.log(p / q) + q * math.log(q / p))
+    assert float(relationship_consistency_loss(rt, rv)) == pytest.approx(want, rel=1e-5)
+
+
+def test_rec_zero_objects_and_clamp() -> None:
+    one = torch.ones(1, 1)
+    assert float(relationship_consistency_loss(one, one)) == 0.0
+    rt = torch.tensor([[1.0, 0.0], [0.0, 1.0]])            # zeros are clamped to 1e-8 inside the logs
+    val = relationship_consistency_loss(rt, torch.full((2, 2), 0.5))
+    assert torch.isfinite(val)
+    with pytest.raises(ValueError):
+        relationship_consistency_loss(torch.ones(2, 2), torch.ones(3, 3))
+
+
+def test_csc_exact_2x2() -> None:
+    m = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    s = torch.tensor([[1.0, 0.0], [0.6, 0.8]])                # unit vectors; cos = [[1, .6], [0, .8]]
+    pos = torch.eye(2, dtype=torch.bool)
+    scale = torch.tensor(math.log(10.0))                       # logits = 10 * cos
+    z = 10 * torch.tensor([[1.0, 0.6], [0.0, 0.8]])
+    m2s = -(z.log_softmax(1).diagonal()).mean()
+    s2m = -(z.t().log_softmax(1).diagonal()).mean()
+    got = semantic_consistency_loss(m, s, pos, scale)
+    assert float(got) == pytest.approx(float(m2s + s2m), rel=1e-5)
+    # printed eq. 10: the denominator sums over negatives only
+    neg = -(z.diagonal() - torch.tensor([z[0, 1], z[1, 0]])).mean() - (z.diagonal() - torch.tensor([z[1, 0], z[0, 1]])).mean()
+    got_neg = semantic_consistency_loss(m, s, pos, scale, denominator="negatives_only")
+    assert float(got_neg) == pytest.approx(float(neg), rel=1e-5)
+
+
+def test_csc_aligned_lower_than_shuffled() -> None:
+    g = torch.Generator().manual_seed(0)
+    m = torch.randn(6, 16, generator=g)
+    pos = torch.eye(6, dtype=torch.bool)
+    scale = torch.tensor(math.log(1 / 0.07))
+    aligned = semantic_consistency_loss(m, m + 0.05 * torch.randn(6, 16, generator=g), pos, scale)
+    shuffled = semantic_consistency_loss(m, m[torch.tensor([1, 2, 3, 4, 5, 0])], pos, scale)
+    assert float(aligned) < float(shuffled)
+
+
+def test_csc_multi_positive_and_rows_without_positive() -> None:
+    m = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    s = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    pos = torch.tensor([[True, False], [True, False], [False, False]])   # phrase 0 owns masks 0 and 1
+    scale = torch.tensor(0.0)
+    z = m @ s.t()
+    m2s = -(z.log_softmax(1)[:2, 0]).mean()                           # mask 2 has no positive: skipped
+    s2m = -(z.t().log_softmax(1)[0, :2]).mean()                       # phrase 1 has no positive: skipped
+    got = semantic_consistency_loss(m, s, pos, scale)
+    assert float(got) == pytest.approx(float(m2s + s2m), rel=1e-5)
+    got.requires_grad_(False)
+    with pytest.raises(ValueError):
+        semantic_consistency_loss(m, s, pos[:2], scale)
