@@ -77,6 +77,7 @@ def test_relations_from_geometry() -> None:
     road = Road(128, 100, 0.0, 20)
     assert rel.along(_geo([(20, 118), (40, 118), (60, 119), (80, 118)]), road)
     assert not rel.along(_geo([(20, 200), (40, 200), (60, 200)]), road)
+    assert rel.beside_road(_geo([(50, 125)]), road) and not rel.beside_road(_geo([(50, 150)]), road)
     lc = np.full((8, 8), WATER, dtype=np.uint8)
     assert rel.on_landcover(lc, [(np.ones((2, 2), bool), (1, 3, 1, 3))]) == "water"
 

@@ -107,7 +107,7 @@ class Describer:
         ground = rel.on_landcover(sc.layout.lc, masks)
         geo = self.geo[g]
         along = any(rel.along(geo, r) for r in sc.layout.roads if r.kind == "road")
-        near_road = grp.road >= 0 and any(rel.along(geo, r) or len(grp.ids) < 3 for r in sc.layout.roads)
+        near_road = any(rel.beside_road(geo, r) for r in sc.layout.roads if r.kind == "road")
         water = sc.layout.water if sc.layout.water in ("river", "lake", "sea") else "water"
         text = participle(self.rng, grp.cls, len(grp.ids), grp.kind, ground, water, along, near_road)
         return text, ("along road" if along and grp.cls == "tree" else ground)

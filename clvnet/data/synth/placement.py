@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from clvnet.data.synth.landcover import CONCRETE, FARMLAND, GRASS, PARKING, ROAD, SAND, SOIL, WATER, Layout
+from clvnet.data.synth.landcover import Layout
 from clvnet.data.synth.objects import Appearance, probe_points, rasterise, sample_appearance, window
 
 
@@ -28,7 +28,6 @@ def _lut(allowed: tuple[int, ...]) -> np.ndarray:
 
 
 _SHADOW = {"house", "warehouse", "tree", "ship", "airplane", "tennis court"}
-_LAND = (GRASS, SOIL, CONCRETE, SAND, FARMLAND)
 
 
 @dataclass
@@ -245,6 +244,3 @@ class Scene:
                 return float(x + m) + 0.5, float(y + m) + 0.5
         return None
 
-
-LAND = _LAND
-__all__ = ["LAND", "PARKING", "ROAD", "WATER", "Group", "Scene", "SceneObject"]

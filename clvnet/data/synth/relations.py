@@ -128,6 +128,13 @@ def along(g: Geometry, road: Road) -> bool:
     return span_t > 3 * max(span_d, 1.0) and float(np.abs(d).mean()) < road.width / 2 + 20
 
 
+def beside_road(g: Geometry, road: Road, margin: float = 30.0) -> bool:
+    """Whether the instances lie on average within ``margin`` pixels of the road's edge."""
+    c, s = math.cos(road.angle), math.sin(road.angle)
+    d = -(g.points[:, 0] - road.px) * s + (g.points[:, 1] - road.py) * c
+    return float(np.abs(d).mean()) < road.width / 2 + margin
+
+
 def on_landcover(lc: np.ndarray, masks: list[tuple[np.ndarray, tuple[int, int, int, int]]]) -> str:
     """Name of the land-cover class under most of the instances' pixels."""
     counts = np.zeros(len(LC_NAMES), dtype=np.int64)
