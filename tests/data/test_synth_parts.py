@@ -110,3 +110,23 @@ def test_degradations() -> None:
         seen.update(names)
     assert seen == set(DEGRADATIONS)
     assert np.array_equal(img, ref)  # input untouched
+
+
+def test_later_objects_occlude_earlier_ones() -> None:
+    from clvnet.data.synth.landcover import GRASS, Layout
+    from clvnet.data.synth.objects import Appearance
+    from clvnet.data.synth.placement import Scene
+
+    lay = Layout(64, "park", np.full((64, 64), GRASS, dtype=np.uint8))
+    scene = Scene(lay, np.zeros((64, 64, 3), dtype=np.float32), np.random.default_rng(0))
+    app = Appearance("tree", 16.0, 16.0, "green", "green", 0.0)
+    a = scene.place("tree", 24.0, 32.0, 0.0, app, (GRASS,))
+    assert a is not None
+    assert scene.place("tree", 30.0, 32.0, 0.0, app, (GRASS,), overlap=0.2) is None  # too much overlap
+    b = scene.place("tree", 36.0, 32.0, 0.0, app, (GRASS,), overlap=0.2)
+    assert b is not None
+    ma, (y0, y1, x0, x1) = scene.visible_mask(a)
+    full_a, _ = rasterise(app, 24.0, 32.0, 0.0, (y0, y1, x0, x1))
+    assert 0 < ma.sum() < full_a.sum()  # part of the first tree is hidden
+    assert not (ma & (scene.idmap[y0:y1, x0:x1] == scene.objects[b].id)).any()
+    assert scene.place("car", 50.0, 50.0, 0.0, None, (WATER,)) is None  # wrong context
