@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parent / "assets"
 EXAMPLES: tuple[tuple[str, str], ...] = (
     ("aerial_residential.jpg", "Real aerial scene (residential, pools, cars)"),
-    ("synthrs_scene1.png", "SynthRS scene 1"),
-    ("synthrs_scene2.png", "SynthRS scene 2"),
+    ("synthrs_scene1.png", "SynthRS: river with boats, road with cars"),
+    ("synthrs_scene2.png", "SynthRS: houses and pools at a roundabout"),
 )
 CSS = """
 .clv-caption { font-size: 1.05rem; line-height: 1.6; min-height: 2.5em; }

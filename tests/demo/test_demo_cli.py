@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -31,3 +32,34 @@ def test_importing_the_demo_does_not_import_gradio() -> None:
     code = "import sys, clvnet.demo, clvnet.demo.cli; print('gradio' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+@pytest.mark.slow
+def test_clvnet_demo_serves_on_loopback(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """`clvnet demo` end to end: the process serves the app on 127.0.0.1 until stopped (~20 s: slow)."""
+    import time
+    import urllib.request
+
+    from conftest import free_port  # type: ignore[import-not-found]
+
+    port = free_port()
+    log = (tmp_path / "demo.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "clvnet", "demo", "--checkpoint", str(tiny_checkpoint),
+                             "--port", str(port), "--max-upload-mb", "3"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline, page = time.monotonic() + 90, ""
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=5) as resp:
+                    page = resp.read().decode()
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert proc.poll() is None, (tmp_path / "demo.log").read_text()
+        config = json.loads(page)
+        assert config["max_file_size"] == 3 * 1024 * 1024
+        assert "predict_api" in page
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
