@@ -19,6 +19,7 @@ class Scene:
     overlay: str
     caption_html: str
     gt_caption: str = ""
+    caption: str = ""
 
 
 @dataclass
@@ -111,6 +112,8 @@ def write_report(out_dir: Path, rep: Report, loss_png: str = "loss_curves.png") 
         md += ["## Predictions on test scenes", ""]
         for s in rep.scenes:
             md += [f"### {s.id}", "", f"![{s.id}]({s.overlay})", ""]
+            if s.caption:
+                md += [f"Prediction: {s.caption}", ""]
             if s.gt_caption:
                 md += [f"Ground truth: {s.gt_caption}", ""]
     if rep.notes:
