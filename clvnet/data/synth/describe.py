@@ -138,7 +138,7 @@ class Describer:
                 b.sentence("{r} {pr} {be} {B}.", r=r, pr=pronoun(na), be=be(ng), B=self._ref(g, True))
             self.relations.append([ib, r, ia])
             local += 1
-        if self._special(a, ia, na):
+        if len(b.text.split()) < 52 and self._special(a, ia, na):
             local += 1
         if self._context(plan, ia, na):
             local += 1

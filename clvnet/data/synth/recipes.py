@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from clvnet.data.synth.landcover import CONCRETE, GRASS, PARKING, ROAD, SAND, SOIL, WATER
+from clvnet.data.synth.landcover import CONCRETE, FARMLAND, GRASS, PARKING, ROAD, SAND, SOIL, WATER
 from clvnet.data.synth.placement import Scene
 
 
@@ -157,6 +157,10 @@ def populate(scene: Scene) -> None:
         trees_along_road(scene, 0.5)
         tree_clusters(scene, _i(scene, 1, 2))
     elif t == "rural":
+        if rng.random() < 0.6:  # a farmhouse surrounded by trees
+            g = scene.cluster("house", 1, (GRASS, FARMLAND), "farmland", 4)
+            if g is not None:
+                scene.ring_around("tree", g, _i(scene, 5, 7), (GRASS, FARMLAND), "grass")
         houses(scene, 0.1)
         if lay.water:
             scene.cluster("boat", _i(scene, 1, 3), (WATER,), "water", 22, p_color=0.4)
