@@ -168,6 +168,12 @@ def handler(args: argparse.Namespace) -> int:
         raise ValueError("give either IMAGE or --images DIR_OR_GLOB (batch mode), not both")
     if args.image is not None and not args.box:
         raise ValueError("--box x0 y0 x1 y1 is required (repeat it for several boxes)")
+    if args.simplify < 0:
+        raise ValueError(f"--simplify {args.simplify}: the tolerance must be >= 0 (pixels)")
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
+        raise ValueError(f"--max-new-tokens {args.max_new_tokens}: must be >= 1")
+    if args.batch_size < 1 or args.preview_max < 16:
+        raise ValueError("--batch-size must be >= 1 and --preview-max >= 16")
     formats, explicit = _formats(args)
     geo_opts = outputs.GeoJSONOptions(simplify_px=args.simplify, target_crs=args.geojson_crs)
     if args.geojson_crs:

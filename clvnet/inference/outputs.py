@@ -1,4 +1,5 @@
-"""Writers for one prediction: ``json`` (our GCG record), ``glamm`` (GLaMM's per-image format),
+"""Writers for one prediction: ``json`` (our GCG record, ``<id>.json``), ``glamm`` (GLaMM's per-image
+format, ``glamm/<id>.json``),
 ``png`` (overlay with a colour-coded caption panel, via :mod:`clvnet.viz`) and ``geojson``
 (one MultiPolygon feature per phrase, for georeferenced input), plus the human-readable text.
 
@@ -126,7 +127,7 @@ def write_geojson(pred: GCGPrediction, raster: Raster, path: Path, options: GeoJ
 
 def write_outputs(pred: GCGPrediction, raster: Raster, out_dir: Path, formats: list[str],
                   geo: GeoJSONOptions | None = None) -> list[Path]:
-    """Write every requested format for one prediction as ``out_dir/<pred.id>.<ext>``.
+    """Write every requested format for one prediction as ``out_dir/<pred.id>.<ext>`` (glamm: ``glamm/<id>.json``).
 
     ``geojson`` is skipped, with a warning, for an image that is not georeferenced.
     """
@@ -135,8 +136,8 @@ def write_outputs(pred: GCGPrediction, raster: Raster, out_dir: Path, formats: l
     for fmt in formats:
         if fmt == "json":
             written.append(write_json(pred, out_dir / f"{pred.id}.json"))
-        elif fmt == "glamm":
-            written.append(write_glamm(pred, out_dir / f"{pred.id}.glamm.json"))
+        elif fmt == "glamm":  # a folder of <id>.json, as GLaMM's GCG evaluation reads it
+            written.append(write_glamm(pred, out_dir / "glamm" / f"{pred.id}.json"))
         elif fmt == "png":
             written.append(write_png(pred, raster, out_dir / f"{pred.id}.png"))
         elif fmt == "geojson":

@@ -111,6 +111,29 @@ def check_checkpoint(directory: str | Path) -> Path:
     return path
 
 
+PREPROCESS_KEYS = ("image_size", "region_size", "min_region", "region_resize")
+
+
+def training_preprocessing(directory: Path) -> dict[str, Any]:
+    """The dataset preprocessing a checkpoint was trained with (``train_config.yaml`` ``data.dataset``).
+
+    Returns only the keys the predictor uses (global view size, region size, minimum region, region
+    resize mode); empty when the checkpoint has no training config (the defaults then match
+    :class:`clvnet.data.dataset.DatasetConfig`).
+    """
+    path = Path(directory) / "train_config.yaml"
+    if not path.is_file():
+        return {}
+    import yaml
+
+    try:
+        cfg = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"--checkpoint {directory}: train_config.yaml is not valid YAML: {exc}") from exc
+    dataset = ((cfg.get("data") or {}).get("dataset") or {}) if isinstance(cfg, dict) else {}
+    return {k: dataset[k] for k in PREPROCESS_KEYS if k in dataset}
+
+
 class Predictor:
     """Caption-and-segment boxes on images of any size with a loaded CLV-Net.
 
@@ -152,6 +175,8 @@ class Predictor:
         from clvnet.models import CLVNet
 
         path = check_checkpoint(directory)
+        for key, value in training_preprocessing(path).items():
+            kwargs.setdefault(key, value)
         dev = resolve_device(device)
         try:
             model = CLVNet.from_pretrained(path, device=dev)

@@ -8,7 +8,9 @@
 - a box region is a *window* read at native resolution (decimated only when the window itself is huge).
 
 Files go through rasterio (the ``geo`` extra) when it is installed; plain images fall back to Pillow,
-which loads the whole picture, so Pillow's decompression-bomb limit applies there. Set
+which loads the whole picture, so Pillow's decompression-bomb limit applies there. A JPEG without
+georeferencing that Pillow can hold is decoded by Pillow, as the training data loader does (GDAL's and
+Pillow's JPEG decoders differ by a few grey levels). Set
 ``CLVNET_NO_RASTERIO=1`` (or ``RasterOptions(use_rasterio=False)``) to force the Pillow path.
 
 Bands are 1-based as in GDAL (``--bands 3,2,1``). The default is the bands whose colour interpretation
@@ -388,6 +390,13 @@ def _file_identity(path: Path, options: RasterOptions) -> str:
     return f"file:{path.resolve()}:{st.st_size}:{st.st_mtime_ns}:{options}"
 
 
+def _prefer_pillow(backend: _RasterioBackend) -> bool:
+    """Plain JPEGs go through Pillow, as in training: libjpeg decoders differ slightly (chroma upsampling)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    small = limit is None or backend.width * backend.height <= limit
+    return backend.ds.driver == "JPEG" and backend.crs is None and small
+
+
 def _check_bands(bands: tuple[int, ...] | None, count: int, name: str) -> None:
     if bands is None:
         return
@@ -423,6 +432,9 @@ def open_raster(image: str | Path | np.ndarray | Image.Image, options: RasterOpt
                 backend = _RasterioBackend(path)
             except Exception as exc:  # rasterio raises several types for unknown/corrupt files
                 errors.append(f"rasterio: {exc}")
+            if backend is not None and _prefer_pillow(backend):
+                backend.close()
+                backend = None
         if backend is None:
             try:
                 arr, valid = _pillow_array(path)

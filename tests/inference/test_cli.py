@@ -54,7 +54,7 @@ def test_png_outputs(png: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
         assert [p.text for p in rec.phrases] == ["car"]
         assert rec.meta["global_caption"] == "A scene!" and rec.meta["local_caption"] == "The car parked."
         assert len(rec.meta["scores"]) == 1
-        glamm = json.loads((out / f"scene_box{k}.glamm.json").read_text())
+        glamm = json.loads((out / "glamm" / f"scene_box{k}.json").read_text())
         assert glamm["image_id"] == f"scene_box{k}" and glamm["phrases"] == ["car"]
         assert glamm["pred_masks"][0] == rec.phrases[0].masks[0]
         overlay = Image.open(out / f"scene_box{k}.png")
@@ -159,6 +159,16 @@ def test_bad_arguments(png: Path, tiny_checkpoint: Path, args: list[str], messag
     import re
 
     assert re.search(message, capsys.readouterr().err), message
+
+
+def test_pillow_limit_without_rasterio(png: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 4000)  # the 160x120 scene is "too large" for Pillow
+    rc = main(["predict", str(png), "--checkpoint", str(tiny_checkpoint), "--box", "1", "1", "9", "9",
+               "--no-rasterio", *FAST])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "scene.png" in err and "decompression-bomb limit" in err and "rasterio" in err
 
 
 def test_bad_files(png: Path, tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

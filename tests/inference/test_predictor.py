@@ -93,3 +93,18 @@ def test_query_and_inputs(predictor: Predictor) -> None:
         predictor.predict(img, [[5, 5, 60]])
     with pytest.raises(ValueError, match="at least one box"):
         predictor.predict(img, [])
+
+
+def test_preprocessing_follows_train_config(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from clvnet.inference.predictor import training_preprocessing
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, ckpt)
+    assert training_preprocessing(ckpt) == {}
+    (ckpt / "train_config.yaml").write_text(
+        "data:\n  dataset:\n    image_size: 192\n    region_size: 96\n    region_resize: stretch\n    hflip: 0.5\n")
+    assert training_preprocessing(ckpt) == {"image_size": 192, "region_size": 96, "region_resize": "stretch"}
+    pred = Predictor.from_pretrained(ckpt, device="cpu", region_size=64)
+    assert (pred.image_size, pred.region_size, pred.region_resize) == (192, 64, "stretch")

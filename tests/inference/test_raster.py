@@ -32,6 +32,17 @@ def test_png_same_through_rasterio_and_pillow(tmp_path: Path) -> None:
         np.testing.assert_array_equal(r1.read_rgb((10, 5, 30, 25)), arr[5:25, 10:30])
 
 
+def test_jpeg_and_tiff(tmp_path: Path) -> None:
+    arr = _rgb()
+    Image.fromarray(arr).save(tmp_path / "a.jpg", quality=95)
+    Image.fromarray(arr).save(tmp_path / "a.tif")
+    with open_raster(tmp_path / "a.jpg") as r:  # a plain JPEG is decoded by Pillow, as in training
+        assert type(r.backend).__name__ == "_ArrayBackend"
+        np.testing.assert_array_equal(r.preview().rgb, np.asarray(Image.open(tmp_path / "a.jpg").convert("RGB")))
+    with open_raster(tmp_path / "a.tif") as r:
+        np.testing.assert_array_equal(r.preview().rgb, arr)
+
+
 def test_env_switch_disables_rasterio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "a.png"
     Image.fromarray(_rgb()).save(path)
