@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install quickstart test test-slow test-browser lint typecheck demo bench clean
+.PHONY: install quickstart test test-slow test-browser lint demo bench bench-eval clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -39,6 +39,9 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_synth.py
+
+bench-eval: $(STAMP)
+	$(BIN)/python scripts/bench_eval.py
 
 clean:
 	rm -rf runs build *.egg-info
