@@ -92,7 +92,7 @@ def build_app(predictor: Any, *, max_boxes: int = 4, workdir: str | Path | None 
                 annot = image_annotator(label="Draw boxes here", image_type="filepath", sources=[],
                                         disable_edit_boxes=True, box_min_size=4, show_clear_button=False,
                                         show_remove_button=True, elem_id="clv-annotator", height=560)
-                query = gr.Textbox(label="Question (optional)", placeholder="e.g. Describe the vehicles.",
+                question = gr.Textbox(label="Question (optional)", placeholder="e.g. Describe the vehicles.",
                                    max_lines=2, elem_id="clv-query")
                 run_btn = gr.Button("Run", variant="primary", elem_id="clv-run")
                 examples = [str(ASSETS / name) for name, _ in EXAMPLES if (ASSETS / name).is_file()]
@@ -153,7 +153,7 @@ def build_app(predictor: Any, *, max_boxes: int = 4, workdir: str | Path | None 
                     s["overlay"]: r.overlay_path, s["files"]: r.files}
 
         def on_run(state: dict[str, Any] | None, annotation: dict[str, Any] | None,
-                   question: str) -> Iterator[dict[Any, Any]]:
+                   question_text: str) -> Iterator[dict[Any, Any]]:
             try:
                 if state is None or annotation is None:
                     raise DemoInputError("No image: upload an image or pick an example first.")
@@ -167,7 +167,7 @@ def build_app(predictor: Any, *, max_boxes: int = 4, workdir: str | Path | None 
             yield {status: f"Running on {len(boxes)} box{'es' if len(boxes) > 1 else ''}…", **hide_all()}
             results: list[BoxResult] = []
             try:
-                for ev in service.stream(img, boxes, question):
+                for ev in service.stream(img, boxes, question_text):
                     s = slots[ev.index]
                     if ev.result is None:
                         partial = f'<span class="clv-streaming">{html.escape(_plain(ev.text))}</span>'
@@ -182,14 +182,14 @@ def build_app(predictor: Any, *, max_boxes: int = 4, workdir: str | Path | None 
                 raise _user_error(exc) from None
             yield {status: _timing_text(results)}
 
-        def predict_api(image: str | None, boxes_json: str, query_text: str) -> tuple[list[dict[str, Any]], list[str]]:
+        def predict_api(image: str | None, boxes_json: str, query: str) -> tuple[list[dict[str, Any]], list[str]]:
             """Grounded captions for boxes on an image.
 
             Args:
                 image: the image file (PNG, JPEG, TIFF or GeoTIFF).
                 boxes_json: JSON list of boxes in full-resolution pixels, each ``[x0, y0, x1, y1]`` or
                     ``{"xmin", "ymin", "xmax", "ymax"}``.
-                query_text: optional question ("" for none).
+                query: optional question ("" for none).
 
             Returns:
                 One record per box (the GCG record plus ``colors``, ``box`` and ``timings``) and one
@@ -199,7 +199,7 @@ def build_app(predictor: Any, *, max_boxes: int = 4, workdir: str | Path | None 
                 if not image:
                     raise DemoInputError("No image given.")
                 img = service.load(image)
-                results = service.run(img, parse_boxes(boxes_json), query_text)
+                results = service.run(img, parse_boxes(boxes_json), query)
             except Exception as exc:
                 raise _user_error(exc) from None
             records = [{**r.record, "colors": [list(c) for c in r.colors], "box": list(r.box),
@@ -212,10 +212,13 @@ def build_app(predictor: Any, *, max_boxes: int = 4, workdir: str | Path | None 
         # so Gradio's own progress/error badge (which would cover the message) is hidden.
         run_btn.click(lambda: "Waiting for the model (requests run one at a time)…", None, status, queue=False,
                       api_visibility="private", show_progress="hidden").then(
-            on_run, [loaded, annot, query], [status, *slot_outputs], api_visibility="private",
+            on_run, [loaded, annot, question], [status, *slot_outputs], api_visibility="private",
             concurrency_id="model", show_progress="hidden")
         api_btn.click(predict_api, [api_image, api_boxes, api_query], [api_records, api_overlays],
-                      api_name="predict_api", concurrency_id="model")
+                      api_name="predict_api", concurrency_id="model",
+                      api_description="Grounded captions for boxes on an image: image file, boxes_json "
+                                      "([[x0, y0, x1, y1], ...] in full-resolution pixels), optional query. "
+                                      "Returns one GCG record (with phrase colours) and one overlay PNG per box.")
     return demo
 
 

@@ -122,12 +122,15 @@ def test_unreadable_and_oversized_uploads_are_refused(serve: Callable[..., str],
 
 
 class _Timed:
-    """The real predictor, recording when each ``predict`` call starts and ends."""
+    """The real predictor, recording when each ``predict`` call starts and ends, and its query."""
 
     def __init__(self, predictor: Any) -> None:
-        self.predictor, self.spans = predictor, []
+        self.predictor = predictor
+        self.spans: list[tuple[float, float]] = []
+        self.queries: list[str | None] = []
 
     def predict(self, *args: Any, **kwargs: Any) -> Any:
+        self.queries.append(kwargs.get("query"))
         t0 = time.monotonic()
         out = self.predictor.predict(*args, **kwargs)
         self.spans.append((t0, time.monotonic()))
@@ -141,9 +144,11 @@ def test_model_runs_one_request_at_a_time(serve: Any, gcg_predictor: Any) -> Non
     client = _client(serve(timed, max_upload_mb=7))
     demo = serve.apps[-1]
     assert demo.max_file_size == 7 * 1024 * 1024 and demo.local_url.startswith("http://127.0.0.1:")
-    jobs = [client.submit(handle_file(str(AERIAL)), f"[[{10 * k}, 0, 200, 200]]", "", api_name="/predict_api")
-            for k in range(3)]
+    queries = ["", "  Describe the pools. ", "   "]
+    jobs = [client.submit(handle_file(str(AERIAL)), f"[[{10 * k}, 0, 200, 200]]", q, api_name="/predict_api")
+            for k, q in enumerate(queries)]
     assert all(len(job.result(timeout=120)[0]) == 1 for job in jobs)
     spans = sorted(timed.spans)
     assert len(spans) == 3
     assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans)), spans
+    assert sorted(timed.queries, key=str) == sorted([None, "Describe the pools.", None], key=str)

@@ -7,6 +7,7 @@ Runs with ``make test-browser`` (``pytest -m browser``); needs ``/usr/bin/chromi
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -90,10 +91,30 @@ def test_example_box_run_shows_coloured_phrases_and_overlay(
     page.screenshot(path=str(ARTIFACTS / "demo.png"), full_page=True)
 
 
-def test_upload_two_boxes_give_two_result_blocks(
+class _Paced:
+    """The real predictor, with its text stream slowed down so the page can be seen streaming."""
+
+    def __init__(self, predictor: Any, delay_s: float) -> None:
+        self.predictor, self.delay_s = predictor, delay_s
+        self.queries: list[str | None] = []
+
+    def predict(self, *args: Any, **kwargs: Any) -> Any:
+        self.queries.append(kwargs.get("query"))
+        out = self.predictor.predict(*args, **kwargs)
+        return self._paced(out) if kwargs.get("stream") else out
+
+    def _paced(self, items: Any) -> Any:
+        for item in items:
+            if isinstance(item, str):
+                time.sleep(self.delay_s)
+            yield item
+
+
+def test_upload_two_boxes_stream_into_two_result_blocks(
         serve: Callable[..., str], browser_page: Any, gcg_predictor: Any) -> None:
+    paced = _Paced(gcg_predictor, delay_s=0.3)
     page = browser_page
-    _open(page, serve(gcg_predictor))
+    _open(page, serve(paced))
     synth = sorted(ASSETS.glob("synthrs_*.png")) or sorted(ASSETS.glob("*.jpg"))
     page.locator("#clv-upload input[type=file]").set_input_files(str(synth[0]))
     page.wait_for_selector("#clv-annotator canvas", timeout=TIMEOUT_MS)
@@ -101,12 +122,17 @@ def test_upload_two_boxes_give_two_result_blocks(
                            timeout=TIMEOUT_MS)
     _drag_box(page, 0.10, 0.10, 0.40, 0.40)
     _drag_box(page, 0.55, 0.55, 0.90, 0.90)
+    page.fill("#clv-query textarea", "Describe the cars.")
     page.click("#clv-run")
+    # the caption streams: partial text (with a cursor) appears before the box's result is complete
+    page.wait_for_selector("#clv-caption-0 .clv-streaming", timeout=TIMEOUT_MS)
+    assert page.locator("#clv-overlay-0 img").count() == 0
     page.wait_for_function("() => document.querySelector('#clv-status').innerText.startsWith('Done')",
                            timeout=TIMEOUT_MS)
     for i in (0, 1):
         page.wait_for_selector(f"#clv-overlay-{i} img", timeout=TIMEOUT_MS)
         assert page.locator(f"#clv-caption-{i}").inner_text().strip()
     assert not page.locator("#clv-head-2").is_visible()
+    assert paced.queries == ["Describe the cars."]
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "demo_two_boxes.png"), full_page=True)
