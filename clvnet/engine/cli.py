@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 log = logging.getLogger("clvnet.train")
@@ -41,5 +42,6 @@ def _handler(args: argparse.Namespace) -> int:
     except TrainingAborted as exc:
         print(f"clvnet train: aborted: {exc}", file=sys.stderr)
         return 3
-    print(f"checkpoint: {path}")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"checkpoint: {path}")
     return 0

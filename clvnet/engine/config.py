@@ -78,7 +78,7 @@ class LoopConfig:
         precision: ``auto`` (bf16 on GPU, fp32 on CPU), ``fp32``, ``bf16`` (also on CPU), ``fp16`` (GPU).
         gradient_checkpointing: trade compute for memory (GPU presets).
         cpu_threads: torch intra-op threads on CPU (0 = torch's default).
-        find_unused_parameters: DDP setting.
+        find_unused_parameters: DDP setting (turn on if a config leaves some trainable part unused).
         log_every: optimiser steps between log rows.
         val_every: optimiser steps between validations (0 = only at the end).
         val_captions: decoded captions written to the log at each validation.
@@ -102,7 +102,7 @@ class LoopConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     gradient_checkpointing: bool = False
     cpu_threads: int = 0
-    find_unused_parameters: bool = True
+    find_unused_parameters: bool = False
     log_every: int = 10
     val_every: int = 200
     val_captions: int = 3
