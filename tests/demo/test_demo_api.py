@@ -52,7 +52,10 @@ def test_predict_api_matches_the_predictor(serve: Callable[..., str], gcg_predic
         assert len(rec["phrases"]) >= 1  # the scripted model grounds one phrase
         with open_raster(AERIAL) as raster:
             expected = write_png(pred, raster, tmp_path / f"{pred.id}.png")
-        np.testing.assert_array_equal(np.asarray(Image.open(overlay)), np.asarray(Image.open(expected)))
+        shown = np.asarray(Image.open(overlay).convert("RGB"))
+        np.testing.assert_array_equal(shown, np.asarray(Image.open(expected).convert("RGB")))
+        for color in rec["colors"]:  # the mask contour and legend are drawn in exactly the phrase's colour
+            assert (shown == np.asarray(color, dtype=np.uint8)).all(axis=-1).sum() > 20
 
 
 def test_stream_gives_text_first_and_the_same_result_as_run(gcg_predictor: Any, tmp_path: Path) -> None:

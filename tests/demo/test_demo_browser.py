@@ -49,7 +49,12 @@ def test_example_box_run_shows_coloured_phrases_and_overlay(
     from clvnet.viz import phrase_colors
 
     page = browser_page
-    _open(page, serve(gcg_predictor))
+    url = serve(gcg_predictor)
+    outside: list[str] = []
+    js_errors: list[str] = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(url) else None)
+    page.on("pageerror", lambda e: js_errors.append(str(e)))
+    _open(page, url)
     page.get_by_text("Real aerial scene", exact=False).first.click()
     page.wait_for_selector("#clv-annotator canvas", timeout=TIMEOUT_MS)
     page.wait_for_function("() => document.querySelector('#clv-status').innerText.includes('512x512')",
@@ -87,6 +92,7 @@ def test_example_box_run_shows_coloured_phrases_and_overlay(
             assert _rgb(el.evaluate("e => getComputedStyle(e).color")) == colors[idx]
     head = page.locator("#clv-head-0").inner_text()
     assert re.search(r"Box 1 \S?: \[\d+, \d+, \d+, \d+\]", head), head
+    assert outside == [] and js_errors == []  # nothing fetched from elsewhere, no script errors
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "demo.png"), full_page=True)
 
