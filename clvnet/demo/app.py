@@ -23,7 +23,14 @@ from typing import Any
 import gradio as gr
 from gradio_image_annotation import image_annotator
 
-from clvnet.demo.service import BoxResult, DemoInputError, DemoService, LoadedImage, parse_boxes
+from clvnet.demo.service import (
+    BoxResult,
+    DemoInputError,
+    DemoService,
+    LoadedImage,
+    parse_boxes,
+    parse_request,
+)
 
 log = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -188,7 +195,8 @@ def build_app(predictor: Any, *, max_boxes: int = 4, workdir: str | Path | None 
             Args:
                 image: the image file (PNG, JPEG, TIFF or GeoTIFF).
                 boxes_json: JSON list of boxes in full-resolution pixels, each ``[x0, y0, x1, y1]`` or
-                    ``{"xmin", "ymin", "xmax", "ymax"}``.
+                    ``{"xmin", "ymin", "xmax", "ymax"}``; or, for a georeferenced image,
+                    ``{"boxes": [[xmin, ymin, xmax, ymax], ...], "crs": "EPSG:4326"}`` in map coordinates.
                 query: optional question ("" for none).
 
             Returns:
@@ -199,7 +207,8 @@ def build_app(predictor: Any, *, max_boxes: int = 4, workdir: str | Path | None 
                 if not image:
                     raise DemoInputError("No image given.")
                 img = service.load(image)
-                results = service.run(img, parse_boxes(boxes_json), query)
+                boxes, crs = parse_request(boxes_json)
+                results = service.run(img, boxes, query, box_crs=crs)
             except Exception as exc:
                 raise _user_error(exc) from None
             records = [{**r.record, "colors": [list(c) for c in r.colors], "box": list(r.box),
@@ -217,7 +226,8 @@ def build_app(predictor: Any, *, max_boxes: int = 4, workdir: str | Path | None 
         api_btn.click(predict_api, [api_image, api_boxes, api_query], [api_records, api_overlays],
                       api_name="predict_api", concurrency_id="model",
                       api_description="Grounded captions for boxes on an image: image file, boxes_json "
-                                      "([[x0, y0, x1, y1], ...] in full-resolution pixels), optional query. "
+                                      "([[x0, y0, x1, y1], ...] in full-resolution pixels, or {\"boxes\": [...], \"crs\": "
+                                      "\"EPSG:4326\"} in map coordinates for a GeoTIFF), optional query. "
                                       "Returns one GCG record (with phrase colours) and one overlay PNG per box.")
     return demo
 

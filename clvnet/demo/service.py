@@ -10,6 +10,7 @@ User mistakes raise :class:`DemoInputError` with a message meant for the page (n
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 import time
@@ -139,8 +140,41 @@ def parse_boxes(boxes: Any) -> list[Box]:
     return out
 
 
-def check_boxes(boxes: Sequence[Box], width: int, height: int, max_boxes: int) -> list[Box]:
+def parse_request(boxes_json: Any) -> tuple[list[Box], str | None]:
+    """The API's ``boxes_json``: a list of boxes (pixels), or ``{"boxes": [...], "crs": "EPSG:4326"}``.
+
+    Returns:
+        (boxes, crs) with crs None for pixel boxes.
+
+    Raises:
+        DemoInputError: malformed JSON, boxes or crs.
+    """
+    if isinstance(boxes_json, str) and boxes_json.strip().startswith("{"):
+        try:
+            obj = json.loads(boxes_json)
+        except json.JSONDecodeError as exc:
+            raise DemoInputError(f"boxes: not valid JSON ({exc.msg} at character {exc.pos})") from None
+        if "boxes" in obj:
+            unknown = sorted(set(obj) - {"boxes", "crs"})
+            if unknown:
+                raise DemoInputError(f"boxes: unknown key(s) {unknown}; expected 'boxes' and optional 'crs'")
+            crs = obj.get("crs")
+            if crs is not None and (not isinstance(crs, str) or not crs.strip()):
+                raise DemoInputError(f"boxes: 'crs' must be a CRS string such as 'EPSG:4326', got {crs!r}")
+            return parse_boxes(obj["boxes"]), (crs.strip() if crs else None)
+    return parse_boxes(boxes_json), None
+
+
+def check_boxes(boxes: Sequence[Box], width: float, height: float, max_boxes: int,
+                allow_negative: bool = False) -> list[Box]:
     """Validate boxes against the image; never clips or drops one silently.
+
+    Args:
+        boxes: ``(x0, y0, x1, y1)`` boxes.
+        width: image width (``math.inf`` to skip the bounds check, e.g. for map coordinates).
+        height: image height.
+        max_boxes: most boxes allowed.
+        allow_negative: accept negative coordinates (map coordinates).
 
     Raises:
         DemoInputError: no box, too many boxes, a box of zero area, or a box outside the image.
@@ -155,9 +189,9 @@ def check_boxes(boxes: Sequence[Box], width: int, height: int, max_boxes: int) -
         if x1 <= x0 or y1 <= y0:
             raise DemoInputError(f"Box {i + 1} [{x0:g}, {y0:g}, {x1:g}, {y1:g}] has zero area: "
                                  "it needs x0 < x1 and y0 < y1.")
-        if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
+        if (not allow_negative and (x0 < 0 or y0 < 0)) or x1 > width or y1 > height:
             raise DemoInputError(f"Box {i + 1} [{x0:g}, {y0:g}, {x1:g}, {y1:g}] lies outside the "
-                                 f"{width}x{height} image.")
+                                 f"{width:g}x{height:g} image.")
         out.append((x0, y0, x1, y1))
     return out
 
@@ -197,19 +231,32 @@ class DemoService:
             DemoInputError: the file cannot be read as an image (the message names it).
         """
         from clvnet.data.record import DataError
-        from clvnet.inference.raster import RasterOptions, open_raster
 
         path = Path(path)
         try:
-            with open_raster(path, RasterOptions(preview_max=PREVIEW_MAX)) as raster:
+            with self._open(path) as raster:
                 rgb = raster.preview().rgb
                 height, width, geo = raster.height, raster.width, raster.is_georeferenced
         except (DataError, ValueError, OSError) as exc:
             raise DemoInputError(f"Cannot read {path.name} as an image: {exc}") from None
+        preview = Image.fromarray(rgb)
+        if max(preview.size) > PREVIEW_MAX:
+            f = PREVIEW_MAX / max(preview.size)
+            preview = preview.resize((max(1, round(preview.width * f)), max(1, round(preview.height * f))),
+                                     Image.Resampling.LANCZOS)
         preview_path = self._request_dir() / f"{path.stem}_preview.png"
-        Image.fromarray(rgb).save(preview_path)
+        preview.save(preview_path)
         return LoadedImage(path=str(path), name=path.name, height=height, width=width,
-                           preview_path=str(preview_path), scale=width / rgb.shape[1], georeferenced=geo)
+                           preview_path=str(preview_path), scale=width / preview.width, georeferenced=geo)
+
+    def _open(self, path: str | Path) -> Any:
+        """Open a raster with the predictor's own band/stretch options (plain defaults without a predictor)."""
+        opener = getattr(self.predictor, "open", None)
+        if opener is not None:
+            return opener(path)
+        from clvnet.inference.raster import open_raster
+
+        return open_raster(path)
 
     def boxes_from_preview(self, image: LoadedImage, preview_boxes: Sequence[Box]) -> list[Box]:
         """Preview-pixel boxes (as drawn) -> validated full-resolution boxes."""
@@ -225,15 +272,35 @@ class DemoService:
         """Prediction ids (and download file stems): ``<image stem>_box<k>``, k from 1 as on the page."""
         return [f"{Path(image.name).stem}_box{k + 1}" for k in range(n)]
 
-    def run(self, image: LoadedImage, boxes: Sequence[Box], query: str | None = None) -> list[BoxResult]:
-        """Predict all boxes in one call and write their outputs (what ``predict_api`` returns)."""
-        boxes = check_boxes(boxes, image.width, image.height, self.max_boxes)
-        preds = self.predictor.predict(image.path, [list(b) for b in boxes], query=_clean_query(query),
-                                       ids=self._ids(image, len(boxes)))
+    def run(self, image: LoadedImage, boxes: Sequence[Box], query: str | None = None,
+            box_crs: str | None = None) -> list[BoxResult]:
+        """Predict all boxes in one call and write their outputs (what ``predict_api`` returns).
+
+        Args:
+            image: the loaded image.
+            boxes: pixel boxes ``(x0, y0, x1, y1)``, or map boxes ``(xmin, ymin, xmax, ymax)`` in ``box_crs``.
+            query: optional question.
+            box_crs: CRS of map-coordinate boxes (e.g. ``EPSG:4326``; georeferenced images only), None = pixels.
+
+        Raises:
+            DemoInputError: bad boxes (including map boxes off the image) or a non-georeferenced image.
+        """
+        if box_crs is None:
+            boxes = check_boxes(boxes, image.width, image.height, self.max_boxes)
+        else:
+            if not image.georeferenced:
+                raise DemoInputError(f"Boxes in map coordinates ({box_crs}) need a georeferenced image; "
+                                     f"{image.name} has no CRS. Give the boxes in pixels.")
+            boxes = check_boxes(boxes, math.inf, math.inf, self.max_boxes, allow_negative=True)
+        try:
+            preds = self.predictor.predict(image.path, [list(b) for b in boxes], query=_clean_query(query),
+                                           ids=self._ids(image, len(boxes)), box_crs=box_crs)
+        except ValueError as exc:  # the Predictor's input errors (box off the image, unknown CRS ...)
+            raise DemoInputError(str(exc).replace("--box-crs", "crs").replace("--box", "box")) from None
         if len(preds) != len(boxes):
             raise RuntimeError(f"predictor returned {len(preds)} predictions for {len(boxes)} boxes")
         out_dir = self._request_dir()
-        return [self._finish(image, i, b, p, out_dir) for i, (b, p) in enumerate(zip(boxes, preds))]
+        return [self._finish(image, i, _box(p.box), p, out_dir) for i, p in enumerate(preds)]
 
     def stream(self, image: LoadedImage, boxes: Sequence[Box], query: str | None = None) -> Iterator[StreamEvent]:
         """Like :meth:`run`, but yields each box's caption text as it is generated, then the box's result.
@@ -264,7 +331,8 @@ class DemoService:
         colors = phrase_colors(len(record.phrases))
         stem = self._ids(image, index + 1)[index]
         overlay_path = out_dir / f"{stem}_overlay.png"
-        files = _write_outputs(pred, image, overlay_path, out_dir / f"{stem}.json", out_dir / f"{stem}.geojson")
+        with self._open(image.path) as raster:
+            files = _write_outputs(pred, raster, overlay_path, out_dir / f"{stem}.json", out_dir / f"{stem}.geojson")
         timings = {k: float(v) for k, v in (getattr(pred, "timings", None) or {}).items()}
         return BoxResult(index=index, box=box, record=record.to_dict(),
                          caption_html=split_caption_html(record.caption, record.phrases, colors,
@@ -304,19 +372,20 @@ def _lshift(phrases: list[Any], text: str) -> list[Any]:
     return [Phrase(text=p.text, span=(p.span[0] - k, p.span[1] - k)) for p in phrases]
 
 
+def _box(values: Sequence[float]) -> Box:
+    x0, y0, x1, y1 = (float(v) for v in values)
+    return (x0, y0, x1, y1)
+
+
 def _clean_query(query: str | None) -> str | None:
     return query.strip() if query and query.strip() else None
 
 
-def _write_outputs(pred: Any, image: LoadedImage, overlay_path: Path, json_path: Path,
-                   geojson_path: Path) -> list[str]:
+def _write_outputs(pred: Any, raster: Any, overlay_path: Path, json_path: Path, geojson_path: Path) -> list[str]:
     """JSON record, overlay PNG and (georeferenced input) GeoJSON, by :mod:`clvnet.inference.outputs`."""
     from clvnet.inference import outputs
-    from clvnet.inference.raster import open_raster
 
-    files = [str(outputs.write_json(pred, json_path))]
-    with open_raster(image.path) as raster:
-        files.append(str(outputs.write_png(pred, raster, overlay_path)))
-        if raster.is_georeferenced:
-            files.append(str(outputs.write_geojson(pred, raster, geojson_path)))
+    files = [str(outputs.write_json(pred, json_path)), str(outputs.write_png(pred, raster, overlay_path))]
+    if raster.is_georeferenced:
+        files.append(str(outputs.write_geojson(pred, raster, geojson_path)))
     return files

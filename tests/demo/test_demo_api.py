@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clvnet.demo.service import DemoService
+from clvnet.demo.service import DemoInputError, DemoService
 
 ASSETS = Path(__file__).resolve().parents[2] / "clvnet" / "demo" / "assets"
 AERIAL = ASSETS / "aerial_residential.jpg"
@@ -92,12 +92,25 @@ def test_geotiff_upload_offers_geojson(gcg_predictor: Any, tmp_path: Path) -> No
     gj = json.loads(Path(res.files[2]).read_text())
     assert gj["type"] == "FeatureCollection" and len(gj["features"]) == len(res.record["phrases"])
 
+    # the same box in map coordinates (UTM 33N, 0.5 m pixels) gives the same prediction
+    (by_map,) = service.run(img, [(500050.0, 4649835.0, 500150.0, 4649940.0)], None, box_crs="EPSG:32633")
+    assert by_map.box == pytest.approx((100, 120, 300, 330))
+    assert by_map.record["caption"] == res.record["caption"]
+    assert [p["masks"] for p in by_map.record["phrases"]] == [p["masks"] for p in res.record["phrases"]]
+    assert by_map.record["meta"]["box_crs"] == "EPSG:32633"
+    with pytest.raises(DemoInputError, match="outside"):
+        service.run(img, [(0.0, 0.0, 10.0, 10.0)], None, box_crs="EPSG:32633")
+    png = service.load(AERIAL)
+    with pytest.raises(DemoInputError, match="need a georeferenced image"):
+        service.run(png, [(0.0, 0.0, 10.0, 10.0)], None, box_crs="EPSG:4326")
+
 
 @pytest.mark.parametrize("boxes, message", [
     ("[]", "No box drawn"),
     ("[[100, 100, 100, 200]]", "zero area"),
     ("[[0, 0, 600, 100]]", "outside the 512x512 image"),
     ("[[1, 2, 3]]", "box 1: expected"),
+    ('{"boxes": [[0, 0, 10, 10]], "crs": "EPSG:4326"}', "need a georeferenced image"),
 ])
 def test_bad_requests_give_readable_errors(serve: Callable[..., str], gcg_predictor: Any, boxes: str,
                                            message: str) -> None:

@@ -10,7 +10,14 @@ import pytest
 from PIL import Image
 
 from clvnet.data.record import Phrase
-from clvnet.demo.service import DemoInputError, DemoService, check_boxes, parse_boxes, split_caption_html
+from clvnet.demo.service import (
+    DemoInputError,
+    DemoService,
+    check_boxes,
+    parse_boxes,
+    parse_request,
+    split_caption_html,
+)
 from clvnet.viz import phrase_colors
 
 ASSETS = Path(__file__).resolve().parents[2] / "clvnet" / "demo" / "assets"
@@ -35,6 +42,16 @@ def test_parse_boxes_accepts_annotator_dicts_lists_and_json() -> None:
 def test_parse_boxes_names_the_bad_box(bad: str, match: str) -> None:
     with pytest.raises(DemoInputError, match=match):
         parse_boxes(bad)
+
+
+def test_parse_request_takes_pixel_boxes_or_map_boxes_with_a_crs() -> None:
+    assert parse_request("[[1, 2, 3, 4]]") == ([(1.0, 2.0, 3.0, 4.0)], None)
+    assert parse_request('{"boxes": [[1, 2, 3, 4]], "crs": "EPSG:4326"}') == ([(1.0, 2.0, 3.0, 4.0)], "EPSG:4326")
+    assert parse_request('{"boxes": [[1, 2, 3, 4]]}') == ([(1.0, 2.0, 3.0, 4.0)], None)
+    with pytest.raises(DemoInputError, match=r"unknown key\(s\) \['srs'\]"):
+        parse_request('{"boxes": [[1, 2, 3, 4]], "srs": "EPSG:4326"}')
+    with pytest.raises(DemoInputError, match="'crs' must be"):
+        parse_request('{"boxes": [[1, 2, 3, 4]], "crs": 4326}')
 
 
 def test_check_boxes_rejects_missing_empty_outside_and_too_many() -> None:
