@@ -9,6 +9,7 @@ User mistakes raise :class:`DemoInputError` with a message meant for the page (n
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import shutil
@@ -210,7 +211,10 @@ class DemoService:
             raise ValueError(f"max_boxes must be >= 1, got {max_boxes}")
         self.predictor = predictor
         self.max_boxes = max_boxes
-        self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="clvnet-demo-"))
+        if workdir is None:
+            workdir = tempfile.mkdtemp(prefix="clvnet-demo-")
+            atexit.register(shutil.rmtree, workdir, True)
+        self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
 
     # -- uploads --------------------------------------------------------------------------------------

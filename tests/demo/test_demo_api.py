@@ -122,6 +122,29 @@ def test_bad_requests_give_readable_errors(serve: Callable[..., str], gcg_predic
     assert message in str(err.value) and "Traceback" not in str(err.value)
 
 
+class _Broken:
+    """A predictor whose model fails at run time (e.g. out of memory)."""
+
+    def open(self, path: Any) -> Any:
+        from clvnet.inference.raster import open_raster
+
+        return open_raster(path)
+
+    def predict(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+
+def test_model_failure_is_a_short_message_without_traceback(serve: Callable[..., str]) -> None:
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as err:
+        _client(serve(_Broken())).predict(handle_file(str(AERIAL)), "[[0, 0, 10, 10]]", "", api_name="/predict_api")
+    text = str(err.value)
+    assert "The model failed on this request (RuntimeError: CUDA out of memory (simulated))" in text
+    assert "Traceback" not in text and "File " not in text
+
+
 def test_unreadable_and_oversized_uploads_are_refused(serve: Callable[..., str], gcg_predictor: Any,
                                                       tmp_path: Path) -> None:
     from gradio_client import handle_file
