@@ -168,6 +168,10 @@ def handler(args: argparse.Namespace) -> int:
         raise ValueError("give either IMAGE or --images DIR_OR_GLOB (batch mode), not both")
     if args.image is not None and not args.box:
         raise ValueError("--box x0 y0 x1 y1 is required (repeat it for several boxes)")
+    if args.image is not None and args.boxes is not None:
+        raise ValueError("--boxes is for batch mode (--images); for one image give --box")
+    if args.boxes is not None and args.box:
+        raise ValueError("give either --box (same boxes on every image) or --boxes boxes.jsonl, not both")
     if args.simplify < 0:
         raise ValueError(f"--simplify {args.simplify}: the tolerance must be >= 0 (pixels)")
     if args.max_new_tokens is not None and args.max_new_tokens < 1:

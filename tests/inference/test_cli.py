@@ -151,6 +151,9 @@ def test_batch_mode_reports_failures_and_continues(png: Path, geotiff: Path, tin
     (["--box", "1", "1", "5", "5", "--box-crs", "EPSG:32633"], r"--box-crs EPSG:32633: image scene\.png is not georeferenced"),
     (["--box", "1", "1", "5", "5", "--bands", "4,2,1"], r"--bands 4,2,1: band\(s\) \[4\] out of range for scene\.png"),
     (["--box", "1", "1", "5", "5", "--format", "json,kml"], r"--format 'json,kml': unknown format"),
+    (["--box", "1", "1", "5", "5", "--boxes", "b.jsonl"], r"--boxes is for batch mode"),
+    (["--box", "1", "1", "5", "5", "--simplify", "-1"], r"--simplify -1.0: the tolerance must be >= 0"),
+    ([], r"--box x0 y0 x1 y1 is required"),
 ])
 def test_bad_arguments(png: Path, tiny_checkpoint: Path, args: list[str], message: str,
                        capsys: pytest.CaptureFixture[str]) -> None:
