@@ -109,7 +109,7 @@ def _build_grounding(cfg: CLVNetConfig, vision_width: int, width: int, cache: di
     positional = Sam2PositionalEmbedding(Sam2PromptEncoderConfig(hidden_size=width))
     if gc.kind == "shared":
         return GroundingEncoder("shared", positional=positional, vision_width=vision_width, channels=width,
-                                stem_channels=gc.stem_channels, **common)
+                                stem_channels=gc.stem_channels, high_res=cfg.mask_decoder.kind == "sam2", **common)
     sam = _sam_parts(gc.kind, gc.pretrained_path, cache)
     if sam is not None:
         mem = getattr(sam, "no_memory_embedding", None)

@@ -63,12 +63,13 @@ class GroundingEncoder(nn.Module):
         image_size: encoder input side.
         mean, std: pixel normalisation.
         vision_width, channels, stem_channels: ``shared`` kind widths (E_v width, decoder width, stem).
+        high_res: ``shared`` kind: build the conv stem (only SAM2's decoder reads high-res maps).
     """
 
     def __init__(self, kind: str, *, positional: nn.Module, encoder: nn.Module | None = None,
                  no_memory_embedding: nn.Parameter | None = None, image_size: int = 1024,
                  mean: tuple[float, ...] = (0.485, 0.456, 0.406), std: tuple[float, ...] = (0.229, 0.224, 0.225),
-                 vision_width: int = 0, channels: int = 0, stem_channels: int = 16) -> None:
+                 vision_width: int = 0, channels: int = 0, stem_channels: int = 16, high_res: bool = True) -> None:
         super().__init__()
         if kind not in ("sam2", "sam", "shared"):
             raise ValueError(f"grounding kind must be sam2, sam or shared, got {kind!r}")
@@ -76,9 +77,11 @@ class GroundingEncoder(nn.Module):
         self.positional = positional
         if kind == "shared":
             self.neck = nn.Conv2d(vision_width, channels, 1)
-            s = stem_channels
-            self.stem = nn.Sequential(nn.Conv2d(3, s, 4, 4), nn.GELU(), nn.Conv2d(s, channels, 3, 1, 1), nn.GELU())
-            self.down = nn.Sequential(nn.Conv2d(channels, channels, 2, 2), nn.GELU())
+            self.high_res = high_res
+            if high_res:
+                s = stem_channels
+                self.stem = nn.Sequential(nn.Conv2d(3, s, 4, 4), nn.GELU(), nn.Conv2d(s, channels, 3, 1, 1), nn.GELU())
+                self.down = nn.Sequential(nn.Conv2d(channels, channels, 2, 2), nn.GELU())
         else:
             if encoder is None:
                 raise ValueError(f"grounding kind {kind!r} needs an encoder")
@@ -93,6 +96,9 @@ class GroundingEncoder(nn.Module):
             if vision_grid is None:
                 raise ValueError("the shared grounding encoder needs the vision grid")
             emb = self.neck(vision_grid)                                         # (B, C, h, w)
+            if not self.high_res:
+                pos = wide_positional(self.positional, emb.shape[-2], emb.shape[-1])
+                return GroundingFeatures(embedding=emb, positional=pos, high_res=None)
             s0 = self.stem(pixels)                                               # (B, C, H/4, W/4)
             s1 = self.down(s0)                                                   # (B, C, H/8, W/8)
             h, w = emb.shape[-2:]
