@@ -67,7 +67,8 @@ class LoopConfig:
     """The training loop.
 
     Attributes:
-        epochs: passes over the training set (ignored when ``max_steps`` is set).
+        epochs: passes over the training set (ignored when ``max_steps`` is set); ``None`` means 1,
+            or unlimited when a time budget is given.
         max_steps: optimiser steps; overrides ``epochs``.
         time_budget_min: stop after this many wall-clock minutes; the lr schedule decays over the
             budget (and over ``max_steps``/``epochs`` too if set: whichever ends first).
@@ -77,7 +78,9 @@ class LoopConfig:
         device: ``auto`` (CUDA if present), ``cpu`` or ``cuda``.
         precision: ``auto`` (bf16 on GPU, fp32 on CPU), ``fp32``, ``bf16`` (also on CPU), ``fp16`` (GPU).
         gradient_checkpointing: trade compute for memory (GPU presets).
-        cpu_threads: torch intra-op threads on CPU (0 = torch's default).
+        cpu_threads: torch intra-op threads on CPU; 0 = auto: the cores not already busy according to
+            the 1-minute load average (at least 1), because oversubscribed OpenMP threads spin and can
+            make a step several times slower on a shared machine.
         find_unused_parameters: DDP setting (turn on if a config leaves some trainable part unused).
         log_every: optimiser steps between log rows.
         val_every: optimiser steps between validations (0 = only at the end).
@@ -92,7 +95,7 @@ class LoopConfig:
         progress: show a tqdm progress bar on rank 0.
     """
 
-    epochs: int = 1
+    epochs: int | None = None
     max_steps: int | None = None
     time_budget_min: float | None = None
     batch_size: int = 8

@@ -63,8 +63,10 @@ class Trainer:
         self.cfg = cfg
         self.out = Path(cfg.output_dir)
         t = cfg.train
-        if t.cpu_threads > 0:
-            torch.set_num_threads(t.cpu_threads)
+        if t.device != "cuda":
+            threads = t.cpu_threads if t.cpu_threads > 0 else auto_threads()
+            torch.set_num_threads(threads)
+            log.info("torch CPU threads: %d%s", threads, "" if t.cpu_threads > 0 else " (auto)")
         self.acc = make_accelerator(device=t.device, precision=t.precision, grad_accum=1,
                                     find_unused_parameters=t.find_unused_parameters)
         self.resume_dir = self._resolve_resume(resume)
@@ -98,7 +100,12 @@ class Trainer:
         if self.steps_per_epoch == 0:
             raise ValueError(f"data.train has {len(self.train_set)} samples: too few for "
                              f"{self.acc.num_processes} process(es) x batch {t.batch_size} x accum {t.grad_accum}")
-        self.total_steps = t.max_steps if t.max_steps is not None else t.epochs * self.steps_per_epoch
+        if t.max_steps is not None:
+            self.total_steps: int | float = t.max_steps
+        elif t.epochs is not None:
+            self.total_steps = t.epochs * self.steps_per_epoch
+        else:  # a time budget alone bounds the run; otherwise one epoch
+            self.total_steps = math.inf if t.time_budget_min is not None else self.steps_per_epoch
         self.state = TrainState()
         if self.resume_dir is not None:
             self._load_state(self.resume_dir)
@@ -175,7 +182,9 @@ class Trainer:
 
     def _progress(self, elapsed: float) -> float:
         t, s = self.cfg.train, self.state
-        p = step_progress(s.step, self.total_steps, self.cfg.schedule.warmup_steps)
+        p = 0.0
+        if math.isfinite(self.total_steps):
+            p = step_progress(s.step, int(self.total_steps), self.cfg.schedule.warmup_steps)
         if t.time_budget_min is not None:
             p = max(p, time_progress(elapsed, 60.0 * t.time_budget_min, s.warmup_elapsed))
         return p
@@ -300,7 +309,7 @@ class Trainer:
         if pbar is not None:
             if t.time_budget_min is not None and s.step > 5:
                 est = int(s.step * 60.0 * t.time_budget_min / max(elapsed, 1e-6))
-                pbar.total = min(self.total_steps, est)
+                pbar.total = int(min(self.total_steps, est))
             pbar.update(1)
             if s.loss_count:
                 pbar.set_postfix(loss=f"{s.loss_sums.get('total', 0.0) / s.loss_count:.3f}", lr=f"{s.scheduler_lr:.2e}")
@@ -371,6 +380,39 @@ class Trainer:
     def _restore_signals(old: dict[int, Any]) -> None:
         for sig, h in old.items():
             signal.signal(sig, h)
+
+
+def _busy_cores(window_s: float = 0.5) -> float:
+    """Cores kept busy by other processes right now (from /proc/stat over ``window_s``; load average elsewhere)."""
+    import os
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            vals = [int(v) for v in f.readline().split()[1:]]
+        idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+        return sum(vals), idle
+
+    try:
+        t0, i0 = sample()
+        time.sleep(window_s)
+        t1, i1 = sample()
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    cores = os.cpu_count() or 1
+    return cores * (1.0 - (i1 - i0) / max(t1 - t0, 1))
+
+
+def auto_threads() -> int:
+    """CPU threads for torch: the cores not busy with other work (at least 1).
+
+    Oversubscribed OpenMP threads spin, which makes a step several times slower on a shared machine.
+    """
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if os.environ.get("WORLD_SIZE"):  # torchrun / accelerate: share the cores among local processes
+        cores = max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    return max(1, min(cores, cores - int(_busy_cores() + 0.5)))
 
 
 def enable_gradient_checkpointing(model: torch.nn.Module) -> int:
