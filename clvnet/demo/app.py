@@ -42,6 +42,7 @@ EXAMPLES: tuple[tuple[str, str], ...] = (
 CSS = """
 .clv-caption { font-size: 1.05rem; line-height: 1.6; min-height: 2.5em; }
 .clv-streaming::after { content: "\u258c"; opacity: 0.6; }
+.clv-head { padding: 6px 12px 0 12px; }
 """
 INTRO = """# CLV-Net: grounded captions for aerial images
 1. Upload an image (PNG, JPEG or GeoTIFF) or pick an example.
@@ -112,7 +113,7 @@ def build_app(predictor: Any, *, max_boxes: int = 4, workdir: str | Path | None 
                 slots: list[dict[str, Any]] = []
                 for i in range(max_boxes):
                     with gr.Group(visible=False, elem_id=f"clv-result-{i}") as group:
-                        head = gr.Markdown(f"### Box {i + 1}", elem_id=f"clv-head-{i}")
+                        head = gr.Markdown(f"### Box {i + 1}", elem_id=f"clv-head-{i}", elem_classes=["clv-head"])
                         caption = gr.HTML(elem_id=f"clv-caption-{i}", elem_classes=["clv-caption"])
                         overlay = gr.Image(label="Overlay", type="filepath", interactive=False,
                                            elem_id=f"clv-overlay-{i}", format="png")
