@@ -62,12 +62,13 @@ def _build_vision(cfg: CLVNetConfig) -> VisionEncoder:
     return VisionEncoder(clip, select_layer=vc.select_layer, mean=vc.mean, std=vc.std)
 
 
-def _build_llm(cfg: CLVNetConfig, tokenizer: Any) -> tuple[nn.Module, bool]:
+def _build_llm(cfg: CLVNetConfig, tokenizer: Any) -> tuple[Any, bool]:
     """The causal LM, resized to the tokenizer; returns (llm, embeddings_resized)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     lc = cfg.llm
     dtype = _DTYPES[lc.torch_dtype] if lc.torch_dtype else None
+    llm: Any
     if lc.pretrained_path:
         llm = AutoModelForCausalLM.from_pretrained(lc.pretrained_path, trust_remote_code=lc.trust_remote_code,
                                                    dtype=dtype)
@@ -105,7 +106,7 @@ def _build_grounding(cfg: CLVNetConfig, vision_width: int, width: int, cache: di
     from transformers.models.sam2.modeling_sam2 import Sam2PositionalEmbedding
 
     gc = cfg.grounding
-    common = {"image_size": gc.image_size, "mean": gc.mean, "std": gc.std}
+    common: dict[str, Any] = {"image_size": gc.image_size, "mean": gc.mean, "std": gc.std}
     positional = Sam2PositionalEmbedding(Sam2PromptEncoderConfig(hidden_size=width))
     if gc.kind == "shared":
         return GroundingEncoder("shared", positional=positional, vision_width=vision_width, channels=width,

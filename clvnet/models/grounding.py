@@ -14,6 +14,7 @@ Three kinds, chosen by ``grounding.kind``:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +46,7 @@ class GroundingFeatures:
 
 def wide_positional(pos_module: nn.Module, h: int, w: int) -> torch.Tensor:
     """SAM's image-wide positional embedding (1, C, h, w) from a ``Sam2PositionalEmbedding``."""
-    ref = pos_module.positional_embedding
+    ref: torch.Tensor = pos_module.positional_embedding  # type: ignore[assignment]
     grid = torch.ones((h, w), device=ref.device, dtype=ref.dtype)
     y = (grid.cumsum(dim=0) - 0.5) / h
     x = (grid.cumsum(dim=1) - 0.5) / w
@@ -74,7 +75,7 @@ class GroundingEncoder(nn.Module):
         if kind not in ("sam2", "sam", "shared"):
             raise ValueError(f"grounding kind must be sam2, sam or shared, got {kind!r}")
         self.kind, self.image_size, self.mean, self.std = kind, image_size, tuple(mean), tuple(std)
-        self.positional = positional
+        self.positional: Any = positional
         if kind == "shared":
             self.neck = nn.Conv2d(vision_width, channels, 1)
             self.high_res = high_res
@@ -85,7 +86,7 @@ class GroundingEncoder(nn.Module):
         else:
             if encoder is None:
                 raise ValueError(f"grounding kind {kind!r} needs an encoder")
-            self.encoder = encoder
+            self.encoder: Any = encoder
             if no_memory_embedding is not None:
                 self.no_memory_embedding = no_memory_embedding
 

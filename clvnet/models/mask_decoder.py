@@ -15,6 +15,8 @@ f_h^v (for L_rec):
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -31,12 +33,13 @@ class MaskDecoder(nn.Module):
         no_mask_embed: (C,) dense "no mask" embedding (from SAM's prompt encoder when pretrained).
     """
 
-    def __init__(self, decoder: nn.Module, kind: str, prompt_dim: int, no_mask_embed: torch.Tensor | None = None
+    def __init__(self, decoder: Any, kind: str, prompt_dim: int, no_mask_embed: torch.Tensor | None = None
                  ) -> None:
         super().__init__()
         if kind not in ("sam2", "sam"):
             raise ValueError(f"mask decoder kind must be sam2 or sam, got {kind!r}")
-        self.decoder, self.kind = decoder, kind
+        self.decoder: Any = decoder
+        self.kind = kind
         self.width = int(decoder.config.hidden_size if hasattr(decoder, "config") else decoder.iou_token.weight.shape[1])
         self.prompt_proj = nn.Linear(prompt_dim, self.width)
         init = no_mask_embed if no_mask_embed is not None else torch.zeros(self.width)

@@ -25,9 +25,9 @@ class VPReasoner(nn.Module):
         ids: special-token ids of its tokenizer.
     """
 
-    def __init__(self, llm: nn.Module, ids: SpecialIds) -> None:
+    def __init__(self, llm: Any, ids: SpecialIds) -> None:
         super().__init__()
-        self.llm = llm
+        self.llm: Any = llm
         self.ids = ids
 
     @property

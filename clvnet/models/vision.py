@@ -33,7 +33,7 @@ class VisionEncoder(nn.Module):
     def __init__(self, clip: nn.Module, *, select_layer: int = -1,
                  mean: tuple[float, ...] = (0.5, 0.5, 0.5), std: tuple[float, ...] = (0.5, 0.5, 0.5)) -> None:
         super().__init__()
-        self.clip = clip
+        self.clip: Any = clip
         self.select_layer = select_layer
         self.mean, self.std = tuple(mean), tuple(std)
         cfg: Any = clip.config
