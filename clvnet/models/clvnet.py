@@ -222,12 +222,14 @@ class CLVNet(nn.Module):
     def generate(self, images: torch.Tensor, regions: torch.Tensor | None = None, boxes: torch.Tensor | None = None,
                  query: str | list[str] | None = None, image_features: ImageFeatures | None = None,
                  max_new_tokens: int | None = None, streamer: Any = None, use_cache: bool | None = None,
-                 mask_size: int | None = None) -> list[GenerationOutput]:
+                 mask_size: int | None = None, detections: torch.Tensor | None = None,
+                 detections_valid: torch.Tensor | None = None) -> list[GenerationOutput]:
         """Caption and segment each box; see :func:`clvnet.models.generation.generate`."""
         from clvnet.models.generation import generate
 
         return generate(self, images, regions, boxes, query=query, image_features=image_features,
-                        max_new_tokens=max_new_tokens, streamer=streamer, use_cache=use_cache, mask_size=mask_size)
+                        max_new_tokens=max_new_tokens, streamer=streamer, use_cache=use_cache, mask_size=mask_size,
+                        detections=detections, detections_valid=detections_valid)
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write config.yaml, model.safetensors, tokenizer/ (and adapter/ with LoRA)."""

@@ -43,7 +43,8 @@ def _select(feats: ImageFeatures, n: int) -> ImageFeatures:
 def generate(model: CLVNet, images: torch.Tensor, regions: torch.Tensor | None, boxes: torch.Tensor | None, *,
              query: str | list[str] | None = None, image_features: ImageFeatures | None = None,
              max_new_tokens: int | None = None, streamer: Streamer | None = None, use_cache: bool | None = None,
-             mask_size: int | None = None) -> list[GenerationOutput]:
+             mask_size: int | None = None, detections: torch.Tensor | None = None,
+             detections_valid: torch.Tensor | None = None) -> list[GenerationOutput]:
     """Caption and ground every box.
 
     Args:
@@ -57,6 +58,8 @@ def generate(model: CLVNet, images: torch.Tensor, regions: torch.Tensor | None, 
         streamer: called as ``streamer(box_index, text_increment)`` after every step.
         use_cache: default ``cfg.generation.use_cache``; False re-encodes the sequence every step.
         mask_size: side of the returned masks (default ``cfg.mask_decoder.mask_size``).
+        detections, detections_valid: (B, n, 4) boxes inside each region and (B, n) validity, for
+            ``region.mode: detections``.
 
     Returns:
         One :class:`GenerationOutput` per box.
@@ -73,7 +76,9 @@ def generate(model: CLVNet, images: torch.Tensor, regions: torch.Tensor | None, 
     feats = _select(feats, n)
     regions = _rows(None if regions is None else regions.to(dev), n, "regions")
     boxes = _rows(None if boxes is None else boxes.to(dev), n, "boxes")
-    f_r_prompt, f_r = model.context_tokens(feats, regions, boxes)
+    f_r_prompt, f_r = model.context_tokens(
+        feats, regions, boxes, None if detections is None else detections.to(dev),
+        None if detections_valid is None else detections_valid.to(dev))
     queries = query if isinstance(query, list) else [query] * n  # type: ignore[list-item]
     if len(queries) != n:
         raise ValueError(f"{len(queries)} queries for {n} boxes")

@@ -78,3 +78,18 @@ def test_loss_switches_and_lambda(batch: dict[str, Any]) -> None:
     delta = out2.losses["total"] - terms["total"]
     assert torch.allclose(delta, terms["csc"] + terms["rec"], atol=1e-5)
     assert float(terms["csc"]) > 0
+
+
+def test_detection_region_path(batch: dict[str, Any]) -> None:
+    model = _build(batch, **{"region.mode": "detections", "region.num_detections": 3})
+    assert model.region.num_tokens == 4
+    det = torch.tensor([[[0.05, 0.05, 0.2, 0.2], [0.1, 0.2, 0.3, 0.4]]] * 2)
+    valid = torch.tensor([[True, True], [True, False]])
+    inputs = dict(model.processor(batch), detections=det, detections_valid=valid)
+    out = model(inputs)
+    out.loss.backward()
+    assert model.region.pad_token.grad is not None                  # the empty slots use the pad token
+    model.eval()
+    outs = model.generate(batch["image"], batch["region"], batch["box"], max_new_tokens=3,
+                          detections=det, detections_valid=valid)
+    assert len(outs) == 2
