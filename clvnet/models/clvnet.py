@@ -123,21 +123,25 @@ class CLVNet(nn.Module):
         return ImageFeatures(image_tokens=tokens, grounding=feats)
 
     def encode_region(self, regions: torch.Tensor, boxes: torch.Tensor, detections: torch.Tensor | None = None,
-                      detections_valid: torch.Tensor | None = None) -> torch.Tensor:
-        """Region tokens f_r (B, K, D) from box crops (B, 3, R, R) and boxes (B, 4) normalised xyxy."""
+                      detections_valid: torch.Tensor | None = None, window: torch.Tensor | None = None
+                      ) -> torch.Tensor:
+        """Region tokens f_r (B, K, D) from box crops (B, 3, R, R) and boxes (B, 4) normalised xyxy.
+
+        ``window`` (B, 4) is the image area the crop canvas spans (the dataset's ``region_window``).
+        """
         size = max(self.vision.patch_size, regions.shape[-1] // self.vision.patch_size * self.vision.patch_size)
         grid = self.vision(regions, size=size)
-        return self.projector(self.region(grid, boxes, detections, detections_valid))
+        return self.projector(self.region(grid, boxes, detections, detections_valid, window))
 
     def context_tokens(self, feats: ImageFeatures, regions: torch.Tensor | None, boxes: torch.Tensor | None,
-                       detections: torch.Tensor | None = None, detections_valid: torch.Tensor | None = None
-                       ) -> tuple[torch.Tensor | None, torch.Tensor]:
+                       detections: torch.Tensor | None = None, detections_valid: torch.Tensor | None = None,
+                       window: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
         """(region tokens for the prompt or None, tokens the CGFormer attends to)."""
         if not self.cfg.use_box_prompt:
             return None, feats.image_tokens
         if regions is None or boxes is None:
             raise ValueError("use_box_prompt is on: regions and boxes are required")
-        f_r = self.encode_region(regions, boxes, detections, detections_valid)
+        f_r = self.encode_region(regions, boxes, detections, detections_valid, window)
         return f_r, f_r
 
     def decode_masks(self, f_h: torch.Tensor, f_r: torch.Tensor, obj_mask: torch.Tensor, grounding: GroundingFeatures,
@@ -161,9 +165,9 @@ class CLVNet(nn.Module):
         rec_ids = [str(x) for x in inputs.get("id", range(images.shape[0]))]
         feats = self.encode_image(images)
         opt = {k: (None if inputs.get(k) is None else inputs[k].to(dev))
-               for k in ("region", "box", "detections", "detections_valid")}
+               for k in ("region", "box", "detections", "detections_valid", "region_window")}
         f_r_prompt, f_r = self.context_tokens(feats, opt["region"], opt["box"], opt["detections"],
-                                              opt["detections_valid"])
+                                              opt["detections_valid"], opt["region_window"])
         embeds = self.reasoner.embed(input_ids, feats.image_tokens, f_r_prompt)
         logits, hidden, _ = self.reasoner(embeds, attn)
         l_cap = caption_loss(logits, labels)
@@ -223,13 +227,14 @@ class CLVNet(nn.Module):
                  query: str | list[str] | None = None, image_features: ImageFeatures | None = None,
                  max_new_tokens: int | None = None, streamer: Any = None, use_cache: bool | None = None,
                  mask_size: int | None = None, detections: torch.Tensor | None = None,
-                 detections_valid: torch.Tensor | None = None) -> list[GenerationOutput]:
+                 detections_valid: torch.Tensor | None = None, region_windows: torch.Tensor | None = None
+                 ) -> list[GenerationOutput]:
         """Caption and segment each box; see :func:`clvnet.models.generation.generate`."""
         from clvnet.models.generation import generate
 
         return generate(self, images, regions, boxes, query=query, image_features=image_features,
                         max_new_tokens=max_new_tokens, streamer=streamer, use_cache=use_cache, mask_size=mask_size,
-                        detections=detections, detections_valid=detections_valid)
+                        detections=detections, detections_valid=detections_valid, region_windows=region_windows)
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write config.yaml, model.safetensors, tokenizer/ (and adapter/ with LoRA)."""

@@ -44,7 +44,8 @@ def generate(model: CLVNet, images: torch.Tensor, regions: torch.Tensor | None, 
              query: str | list[str] | None = None, image_features: ImageFeatures | None = None,
              max_new_tokens: int | None = None, streamer: Streamer | None = None, use_cache: bool | None = None,
              mask_size: int | None = None, detections: torch.Tensor | None = None,
-             detections_valid: torch.Tensor | None = None) -> list[GenerationOutput]:
+             detections_valid: torch.Tensor | None = None, region_windows: torch.Tensor | None = None
+             ) -> list[GenerationOutput]:
     """Caption and ground every box.
 
     Args:
@@ -60,6 +61,7 @@ def generate(model: CLVNet, images: torch.Tensor, regions: torch.Tensor | None, 
         mask_size: side of the returned masks (default ``cfg.mask_decoder.mask_size``).
         detections, detections_valid: (B, n, 4) boxes inside each region and (B, n) validity, for
             ``region.mode: detections``.
+        region_windows: (B, 4) image area each crop canvas spans (when crops were padded to squares).
 
     Returns:
         One :class:`GenerationOutput` per box.
@@ -78,7 +80,8 @@ def generate(model: CLVNet, images: torch.Tensor, regions: torch.Tensor | None, 
     boxes = _rows(None if boxes is None else boxes.to(dev), n, "boxes")
     f_r_prompt, f_r = model.context_tokens(
         feats, regions, boxes, None if detections is None else detections.to(dev),
-        None if detections_valid is None else detections_valid.to(dev))
+        None if detections_valid is None else detections_valid.to(dev),
+        _rows(None if region_windows is None else region_windows.to(dev), n, "region_windows"))
     queries = query if isinstance(query, list) else [query] * n  # type: ignore[list-item]
     if len(queries) != n:
         raise ValueError(f"{len(queries)} queries for {n} boxes")

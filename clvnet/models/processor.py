@@ -17,7 +17,7 @@ import torch
 
 from clvnet.models.tokenizer import SpecialIds
 
-PASSTHROUGH = ("image", "region", "box", "masks", "mask_valid", "id", "phrase_texts", "caption", "target",
+PASSTHROUGH = ("image", "region", "region_window", "box", "masks", "mask_valid", "id", "phrase_texts", "caption", "target",
                "detections", "detections_valid")
 
 

@@ -40,7 +40,7 @@ def roi_align(features: torch.Tensor, boxes: torch.Tensor, out: int, sampling: i
     grid = torch.stack([xs[:, :, None, :].expand(b, n, gs, gs),
                         ys[:, :, :, None].expand(b, n, gs, gs)], dim=-1)      # (B, n, gs, gs, 2)
     grid = grid.reshape(b, n * gs, gs, 2) * 2 - 1
-    sampled = F.grid_sample(features, grid, mode="bilinear", align_corners=False)   # (B, C, n*gs, gs)
+    sampled = F.grid_sample(features, grid, mode="bilinear", padding_mode="border", align_corners=False)   # (B, C, n*gs, gs)
     sampled = sampled.view(b, c, n, out, sampling, out, sampling).mean(dim=(4, 6))  # (B, C, n, out, out)
     return sampled.flatten(3).permute(0, 2, 3, 1)                            # (B, n, out*out, C)
 
@@ -79,7 +79,7 @@ class RegionEncoder(nn.Module):
         return 1 + (self.grid * self.grid if self.mode == "grid" else self.num_detections)
 
     def forward(self, crop_grid: torch.Tensor, box: torch.Tensor, detections: torch.Tensor | None = None,
-                detections_valid: torch.Tensor | None = None) -> torch.Tensor:
+                detections_valid: torch.Tensor | None = None, window: torch.Tensor | None = None) -> torch.Tensor:
         """Pool region tokens.
 
         Args:
@@ -87,12 +87,23 @@ class RegionEncoder(nn.Module):
             box: (B, 4) the user box, normalised xyxy of the whole image.
             detections: (B, n, 4) detection boxes, normalised xyxy of the whole image (detections mode).
             detections_valid: (B, n) bool, which detection rows are real.
+            window: (B, 4) normalised xyxy of the image area the crop canvas spans (the dataset's
+                ``region_window``; it differs from ``box`` when the crop was padded to a square).
+                None means the crop is exactly the box.
 
         Returns:
             (B, K, C) region tokens (before φ_l).
         """
         b = crop_grid.shape[0]
-        full = box.new_tensor([0.0, 0.0, 1.0, 1.0]).expand(b, 1, 4)
+        if window is None:
+            window = box
+        ww = (window[:, 2:] - window[:, :2]).clamp(min=1e-6)                            # (B, 2)
+
+        def to_canvas(xyxy: torch.Tensor) -> torch.Tensor:                              # image -> canvas coords
+            return torch.cat([(xyxy[..., :2] - window[:, None, :2]) / ww[:, None],
+                              (xyxy[..., 2:] - window[:, None, :2]) / ww[:, None]], dim=-1)
+
+        full = to_canvas(box[:, None])                                                   # (B, 1, 4)
         whole = roi_align(crop_grid, full, 1, self.sampling * self.grid)[:, 0]        # (B, 1, C)
         bw = (box[:, 2:] - box[:, :2]).clamp(min=1e-6)                                  # (B, 2)
         if self.mode == "grid":
@@ -117,8 +128,7 @@ class RegionEncoder(nn.Module):
             pad = n - detections.shape[1]
             detections = F.pad(detections, (0, 0, 0, pad))
             valid = F.pad(valid, (0, pad), value=False)
-            local = torch.cat([(detections[..., :2] - box[:, None, :2]) / bw[:, None],
-                               (detections[..., 2:] - box[:, None, :2]) / bw[:, None]], dim=-1).clamp(0, 1)
+            local = to_canvas(detections).clamp(0, 1)
             det = roi_align(crop_grid, local, 1, self.sampling)[:, :, 0]                 # (B, n, C)
             det = torch.where(valid[..., None], det, self.pad_token.expand_as(det))
             tokens = torch.cat([whole, det], dim=1)

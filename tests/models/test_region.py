@@ -49,3 +49,19 @@ def test_detection_tokens_pad_and_limit() -> None:
         enc(crop, box, torch.zeros(1, 4, 4))
     with pytest.raises(ValueError):
         RegionEncoder(8, mode="boxes")
+
+
+def test_window_pools_only_the_box_part_of_a_padded_canvas() -> None:
+    torch.manual_seed(0)
+    enc = RegionEncoder(2, grid=1, sampling=2)
+    # canvas spans x in [0, 1] of the image, the box is its left half: features 1 there, 0 on the padding
+    crop = torch.zeros(1, 2, 8, 8)
+    crop[..., :4] = 1.0
+    box = torch.tensor([[0.0, 0.0, 0.5, 1.0]])
+    window = torch.tensor([[0.0, 0.0, 1.0, 1.0]])
+    with torch.no_grad():
+        emb = enc.box_mlp(torch.tensor([0.0, 0.0, 0.5, 1.0, 0.5]))
+        tok = enc(crop, box, window=window)
+    assert torch.allclose(tok[0, 0] - emb, torch.ones(2), atol=1e-5)            # whole-box token sees only 1s
+    no_window = enc(crop, box)
+    assert not torch.allclose(no_window[0, 0], tok[0, 0])
