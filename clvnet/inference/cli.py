@@ -12,7 +12,7 @@ Batch mode (a failure on one image is reported and the rest continue; exit code 
 ``boxes.jsonl`` has one object per line: ``{"image": "a.tif", "box": [x0, y0, x1, y1]}`` or
 ``"boxes": [[...], ...]``, optionally ``"id"``, ``"query"`` and ``"box_crs"``. ``image`` is a file name
 among ``--images`` or a path (relative to the JSONL's folder). Without ``--out`` the captions are printed,
-phrases marked ``[k: phrase]``.
+phrases marked ``[k: phrase]`` (k from 0, as in the overlay legend).
 """
 
 from __future__ import annotations

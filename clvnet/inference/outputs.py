@@ -149,9 +149,12 @@ def write_outputs(pred: GCGPrediction, raster: Raster, out_dir: Path, formats: l
 
 
 def format_text(pred: GCGPrediction) -> str:
-    """Human-readable result: the caption with phrases marked ``[1: phrase]``, then one line per phrase."""
+    """Human-readable result: the caption with phrases marked ``[k: phrase]``, then one line per phrase.
+
+    ``k`` is the 0-based phrase index, as in the overlay legend and the GeoJSON ``phrase_index``.
+    """
     parts, pos = [], 0
-    for i, p in enumerate(pred.phrases, 1):
+    for i, p in enumerate(pred.phrases):
         s, e = p.span
         parts.append(pred.caption[pos:s])
         parts.append(f"[{i}: {pred.caption[s:e]}]")
@@ -161,7 +164,7 @@ def format_text(pred: GCGPrediction) -> str:
     x0, y0, x1, y1 = pred.box
     lines = [f"{pred.id}  box [{x0:g}, {y0:g}, {x1:g}, {y1:g}]",
              f"  global: {pred.global_caption}", f"  local:  {pred.local_caption}", f"  marked: {marked}"]
-    for i, p in enumerate(pred.phrases, 1):
-        lines.append(f"  [{i}] {p.text!r} span {list(p.span)} score {pred.scores[i - 1]:.3f} "
+    for i, p in enumerate(pred.phrases):
+        lines.append(f"  [{i}] {p.text!r} span {list(p.span)} score {pred.scores[i]:.3f} "
                      f"pixels {rle_utils.area(p.masks[0])}")
     return "\n".join(lines)

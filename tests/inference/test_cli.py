@@ -67,7 +67,7 @@ def test_stdout_caption(png: Path, tiny_checkpoint: Path, capsys: pytest.Capture
     rc = main(["predict", str(png), "--checkpoint", str(tiny_checkpoint), "--box", "10", "20", "70", "90", *FAST])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "The [1: car] parked." in text and "global: A scene!" in text
+    assert "The [0: car] parked." in text and "global: A scene!" in text
 
 
 def test_geotiff_geojson_areas(geotiff: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
