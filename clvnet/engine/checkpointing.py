@@ -159,12 +159,13 @@ def _fsync_dir(path: Path) -> None:
         pass
 
 
-def write_training_state(folder: Path, *, optimizer_state: dict[str, Any], rng_states: list[tuple[dict[str, torch.Tensor], dict[str, Any]]],
+def write_training_state(folder: Path, *, optimizer_state: dict[str, Any] | None, rng_states: list[tuple[dict[str, torch.Tensor], dict[str, Any]]],
                          trainer_state: dict[str, Any]) -> None:
-    """Write optimiser, RNG (one entry per rank) and trainer state files into ``folder``."""
-    t, meta = optimizer_to_files(optimizer_state)
-    save_file(t, str(folder / "optimizer.safetensors"))
-    (folder / "optimizer.json").write_text(json.dumps(meta))
+    """Write optimiser (unless ``None``), RNG (one entry per rank) and trainer state files into ``folder``."""
+    if optimizer_state is not None:
+        t, meta = optimizer_to_files(optimizer_state)
+        save_file(t, str(folder / "optimizer.safetensors"))
+        (folder / "optimizer.json").write_text(json.dumps(meta))
     rng_t: dict[str, torch.Tensor] = {}
     rng_meta: list[dict[str, Any]] = []
     for rank, (tensors, m) in enumerate(rng_states):

@@ -93,6 +93,8 @@ class Trainer:
                                            betas=cfg.optim.betas, eps=cfg.optim.eps)
         self.scheduler = LRScheduler(self.optimizer, cfg.schedule)
         self.model, self.optimizer = self.acc.prepare(model, self.optimizer)
+        # DeepSpeed scales the loss for accumulation itself and shards the optimiser state (ZeRO-2).
+        self.deepspeed = str(self.acc.distributed_type).upper().endswith("DEEPSPEED")
         self.collate = Collator(self.acc.unwrap_model(self.model).processor)
         self.sampler = ShardedResumableSampler(len(self.train_set), rank=self.acc.process_index,
                                                world_size=self.acc.num_processes, seed=t.seed)
@@ -128,7 +130,10 @@ class Trainer:
 
     def _load_state(self, folder: Path) -> None:
         self.state = TrainState.from_dict(ckpt.read_state(folder))
-        self.optimizer.load_state_dict(ckpt.load_optimizer_state(folder))
+        if (Path(folder) / "optimizer.safetensors").is_file():
+            self.optimizer.load_state_dict(ckpt.load_optimizer_state(folder))
+        else:
+            log.warning("%s has no optimiser state (saved under DeepSpeed): Adam moments start from zero", folder)
         self.scheduler.load_state_dict(self.state.scheduler)
         rng = ckpt.load_rng_state(folder, self.acc.process_index)
         if rng is None:
@@ -154,7 +159,7 @@ class Trainer:
             self.state.best_path = str(name)
         if self.acc.is_main_process:
             model = self.acc.unwrap_model(self.model)
-            opt_state = self.optimizer.state_dict()
+            opt_state = None if self.deepspeed else self.optimizer.state_dict()
 
             def fill(tmp: Path) -> None:
                 model.save_pretrained(tmp)
@@ -271,7 +276,7 @@ class Trainer:
             if bad:
                 self._nonfinite(out)
                 return False
-            self.acc.backward(loss / t.grad_accum)
+            self.acc.backward(loss if self.deepspeed else loss / t.grad_accum)
         t2 = time.perf_counter()
         tm.backward += t2 - t1
         for k in LOSS_KEYS:
