@@ -22,11 +22,12 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from clvnet.config import save_yaml, to_dict
+from clvnet.config import save_yaml
 from clvnet.engine import checkpointing as ckpt
 from clvnet.engine.config import TrainConfig, check_paths
 from clvnet.engine.distributed import ShardedResumableSampler, any_flag, gather_objects, make_accelerator
 from clvnet.engine.logging import RunLogger
+from clvnet.engine.runtime import auto_threads, enable_gradient_checkpointing, ignore_sigint, param_groups
 from clvnet.engine.schedule import LRScheduler, step_progress, time_progress
 from clvnet.engine.state import TrainState, build_or_resume_model
 from clvnet.engine.validation import Collator, to_device, validate
@@ -89,7 +90,7 @@ class Trainer:
         if self.acc.is_main_process:
             log.info("trainable parameters: %s of %s (%.1f%%)", f"{n_train:,}", f"{n_all:,}",
                      100.0 * n_train / max(n_all, 1))
-        self.optimizer = torch.optim.AdamW(_param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
+        self.optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
                                            betas=cfg.optim.betas, eps=cfg.optim.eps)
         self.scheduler = LRScheduler(self.optimizer, cfg.schedule)
         self.model, self.optimizer = self.acc.prepare(model, self.optimizer)
@@ -183,7 +184,8 @@ class Trainer:
         gen = torch.Generator().manual_seed(t.seed * 100_003 + self.state.epoch * 1009 + self.state.position)
         return DataLoader(self.train_set, batch_size=t.batch_size, sampler=self.sampler, drop_last=True,
                           collate_fn=self.collate, num_workers=self.cfg.data.num_workers, generator=gen,
-                          persistent_workers=False, prefetch_factor=4 if self.cfg.data.num_workers else None)
+                          worker_init_fn=ignore_sigint, persistent_workers=False,
+                          prefetch_factor=4 if self.cfg.data.num_workers else None)
 
     def _progress(self, elapsed: float) -> float:
         t, s = self.cfg.train, self.state
@@ -387,60 +389,6 @@ class Trainer:
             signal.signal(sig, h)
 
 
-def _busy_cores(window_s: float = 0.5) -> float:
-    """Cores kept busy by other processes right now (from /proc/stat over ``window_s``; load average elsewhere)."""
-    import os
-
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat") as f:
-            vals = [int(v) for v in f.readline().split()[1:]]
-        idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
-        return sum(vals), idle
-
-    try:
-        t0, i0 = sample()
-        time.sleep(window_s)
-        t1, i1 = sample()
-    except (OSError, ValueError, IndexError):
-        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    cores = os.cpu_count() or 1
-    return cores * (1.0 - (i1 - i0) / max(t1 - t0, 1))
-
-
-def auto_threads() -> int:
-    """CPU threads for torch: the cores not busy with other work (at least 1).
-
-    Oversubscribed OpenMP threads spin, which makes a step several times slower on a shared machine.
-    """
-    import os
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if os.environ.get("WORLD_SIZE"):  # torchrun / accelerate: share the cores among local processes
-        cores = max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
-    return max(1, min(cores, cores - int(_busy_cores() + 0.5)))
-
-
-def enable_gradient_checkpointing(model: torch.nn.Module) -> int:
-    """Turn on gradient checkpointing in every ``transformers`` sub-model that supports it; returns how many."""
-    n = 0
-    for m in model.modules():
-        fn = getattr(m, "gradient_checkpointing_enable", None)
-        if getattr(m, "supports_gradient_checkpointing", False) and callable(fn):
-            fn(gradient_checkpointing_kwargs={"use_reentrant": False})
-            n += 1
-    if n == 0:
-        raise ValueError("train.gradient_checkpointing=true but no part of the model supports it")
-    return n
-
-
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    if not decay and not no_decay:
-        raise ValueError("the model has no trainable parameters")
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
 def train(cfg: TrainConfig, resume: str | None = None) -> Path:
     """Train ``cfg`` (design §8.6); returns the final checkpoint folder.
 
@@ -455,4 +403,4 @@ def train(cfg: TrainConfig, resume: str | None = None) -> Path:
     return Trainer(cfg, resume=resume).fit()
 
 
-__all__ = ["Trainer", "TrainingAborted", "to_dict", "train"]
+__all__ = ["Trainer", "TrainingAborted", "train"]
