@@ -101,7 +101,7 @@ def _sam_parts(kind: str, path: str | None, cache: dict[str, Any]) -> Any:
     return cache[path]
 
 
-def _build_grounding(cfg: CLVNetConfig, vision_width: int, width: int, cache: dict[str, Any]) -> GroundingEncoder:
+def _build_grounding(cfg: CLVNetConfig, vision: VisionEncoder, width: int, cache: dict[str, Any]) -> GroundingEncoder:
     from transformers import Sam2PromptEncoderConfig
     from transformers.models.sam2.modeling_sam2 import Sam2PositionalEmbedding
 
@@ -109,8 +109,9 @@ def _build_grounding(cfg: CLVNetConfig, vision_width: int, width: int, cache: di
     common: dict[str, Any] = {"image_size": gc.image_size, "mean": gc.mean, "std": gc.std}
     positional = Sam2PositionalEmbedding(Sam2PromptEncoderConfig(hidden_size=width))
     if gc.kind == "shared":
-        return GroundingEncoder("shared", positional=positional, vision_width=vision_width, channels=width,
-                                stem_channels=gc.stem_channels, high_res=cfg.mask_decoder.kind == "sam2", **common)
+        return GroundingEncoder("shared", positional=positional, vision_width=vision.width, channels=width,
+                                stem_channels=gc.stem_channels, high_res=cfg.mask_decoder.kind == "sam2",
+                                patch_size=vision.patch_size, **common)
     sam = _sam_parts(gc.kind, gc.pretrained_path, cache)
     if sam is not None:
         mem = getattr(sam, "no_memory_embedding", None)
@@ -186,7 +187,7 @@ def build_model(cfg: CLVNetConfig, captions: Iterable[str] | None = None, *, tok
         cg: nn.Module = (CGFormer(d, cfg.cgformer.num_heads, cfg.cgformer.threshold) if cfg.cgformer.enabled
                          else PlainPrompt(d))
         mask_decoder = _build_mask_decoder(cfg, d, cache)
-        grounding = _build_grounding(cfg, vision.width, mask_decoder.width, cache)
+        grounding = _build_grounding(cfg, vision, mask_decoder.width, cache)
         width = mask_decoder.width
         a = cfg.loss.align_dim
         model = CLVNet(

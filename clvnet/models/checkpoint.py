@@ -66,7 +66,7 @@ def _dedupe_shared(tensors: dict[str, torch.Tensor]) -> None:
 
 
 def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> CLVNet:
-    """Build the model from ``config.yaml`` and load ``model.safetensors`` strictly."""
+    """Build the model from ``config.yaml``, load ``model.safetensors`` strictly; returns it in eval mode."""
     from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
@@ -82,7 +82,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
         tok = AutoTokenizer.from_pretrained(str(d / TOKENIZER), trust_remote_code=cfg.llm.trust_remote_code)
     model = build_model(cfg, tokenizer=tok)
     load_weights(model, load_file(str(d / WEIGHTS)), source=str(d / WEIGHTS))
-    return model.to(device)
+    return model.to(device).eval()
 
 
 def load_weights(model: CLVNet, tensors: dict[str, torch.Tensor], source: str = "checkpoint") -> None:

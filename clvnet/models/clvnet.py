@@ -6,6 +6,7 @@ themselves); load a checkpoint with :meth:`CLVNet.from_pretrained`.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,13 @@ from clvnet.models.region import RegionEncoder
 from clvnet.models.vision import Projector, VisionEncoder, grid_to_tokens
 
 LOSS_KEYS = ("caption", "mask_bce", "mask_dice", "csc", "rec", "total")
+
+
+def _frozen_context(module: nn.Module, inputs: torch.Tensor) -> contextlib.AbstractContextManager[Any]:
+    """``no_grad`` around a fully frozen module whose input needs no gradient (saves activations)."""
+    if inputs.requires_grad or any(p.requires_grad for p in module.parameters()):
+        return contextlib.nullcontext()
+    return torch.no_grad()
 
 
 @dataclass
@@ -117,9 +125,12 @@ class CLVNet(nn.Module):
 
     def encode_image(self, images: torch.Tensor) -> ImageFeatures:
         """Encode global views (B, 3, S, S) in [0, 1] once; reuse for every box and query."""
-        grid = self.vision(images)                                                    # (B, Cv, h, w)
+        with _frozen_context(self.vision, images):
+            grid = self.vision(images)                                                # (B, Cv, h, w)
         tokens = self.projector(grid_to_tokens(grid, self.cfg.vision.llm_pool))       # (B, n_img, D)
-        feats = self.grounding(images, grid if self.grounding.kind == "shared" else None)
+        shared = grid if self.grounding.kind == "shared" else None
+        with _frozen_context(self.grounding, shared if shared is not None else images):
+            feats = self.grounding(images, shared)
         return ImageFeatures(image_tokens=tokens, grounding=feats)
 
     def encode_region(self, regions: torch.Tensor, boxes: torch.Tensor, detections: torch.Tensor | None = None,
@@ -130,7 +141,8 @@ class CLVNet(nn.Module):
         ``window`` (B, 4) is the image area the crop canvas spans (the dataset's ``region_window``).
         """
         size = max(self.vision.patch_size, regions.shape[-1] // self.vision.patch_size * self.vision.patch_size)
-        grid = self.vision(regions, size=size)
+        with _frozen_context(self.vision, regions):
+            grid = self.vision(regions, size=size)
         return self.projector(self.region(grid, boxes, detections, detections_valid, window))
 
     def context_tokens(self, feats: ImageFeatures, regions: torch.Tensor | None, boxes: torch.Tensor | None,
@@ -244,7 +256,7 @@ class CLVNet(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> CLVNet:
-        """Load a checkpoint folder strictly (missing or unexpected keys are named in the error)."""
+        """Load a checkpoint folder strictly (missing or unexpected keys are named); eval mode."""
         from clvnet.models.checkpoint import load_checkpoint
 
         return load_checkpoint(directory, device=device)

@@ -65,12 +65,15 @@ class GroundingEncoder(nn.Module):
         mean, std: pixel normalisation.
         vision_width, channels, stem_channels: ``shared`` kind widths (E_v width, decoder width, stem).
         high_res: ``shared`` kind: build the conv stem (only SAM2's decoder reads high-res maps).
+        patch_size: ``shared`` kind: E_v's patch size; the stem's strides are patch/4 and patch/2 so
+            its maps are exactly 4× and 2× the E_v grid.
     """
 
     def __init__(self, kind: str, *, positional: nn.Module, encoder: nn.Module | None = None,
                  no_memory_embedding: nn.Parameter | None = None, image_size: int = 1024,
                  mean: tuple[float, ...] = (0.485, 0.456, 0.406), std: tuple[float, ...] = (0.229, 0.224, 0.225),
-                 vision_width: int = 0, channels: int = 0, stem_channels: int = 16, high_res: bool = True) -> None:
+                 vision_width: int = 0, channels: int = 0, stem_channels: int = 16, high_res: bool = True,
+                 patch_size: int = 16) -> None:
         super().__init__()
         if kind not in ("sam2", "sam", "shared"):
             raise ValueError(f"grounding kind must be sam2, sam or shared, got {kind!r}")
@@ -80,9 +83,10 @@ class GroundingEncoder(nn.Module):
             self.neck = nn.Conv2d(vision_width, channels, 1)
             self.high_res = high_res
             if high_res:
-                s = stem_channels
-                self.stem = nn.Sequential(nn.Conv2d(3, s, 4, 4), nn.GELU(), nn.Conv2d(s, channels, 3, 1, 1), nn.GELU())
+                s, k = stem_channels, max(patch_size // 4, 1)
+                self.stem = nn.Sequential(nn.Conv2d(3, s, k, k), nn.GELU(), nn.Conv2d(s, channels, 3, 1, 1), nn.GELU())
                 self.down = nn.Sequential(nn.Conv2d(channels, channels, 2, 2), nn.GELU())
+                self.fuse = nn.Conv2d(channels, channels, 2, 2)      # stem detail into the embedding
         else:
             if encoder is None:
                 raise ValueError(f"grounding kind {kind!r} needs an encoder")
@@ -107,6 +111,7 @@ class GroundingEncoder(nn.Module):
                 s0 = F.interpolate(s0, size=(4 * h, 4 * w), mode="bilinear", align_corners=False)
                 s1 = F.interpolate(s1, size=(2 * h, 2 * w), mode="bilinear", align_corners=False)
             high = [s0, s1]
+            emb = emb + self.fuse(s1)
         elif self.kind == "sam2":
             out = self.encoder(pixel_values=pixels)
             s0, s1, emb = out.fpn_hidden_states[:3]
