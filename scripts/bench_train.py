@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--config", default="configs/experiments/quickstart.yaml")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (sets train.cpu_threads)")
     ap.add_argument("--num-train", type=int, default=400, help="SynthRS scenes generated when data.train is missing")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
@@ -45,6 +45,7 @@ def main() -> None:
     cfg = load_config(TrainConfig, args.config, [*args.overrides, f"output_dir={tmp / 'run'}",
                                                  "train.time_budget_min=null", "train.val_every=0",
                                                  "train.save_every=0", "train.progress=false",
+                                                 f"train.cpu_threads={args.threads}",
                                                  "data.val=null", f"train.max_steps={args.steps + args.warmup}",
                                                  "train.log_every=1"])
     if not Path(cfg.data.train).is_file():
@@ -71,7 +72,7 @@ def main() -> None:
     per = {k: sum(r[k] for r in rows) / n * 1000 for k in ("data_s", "forward_s", "backward_s", "optim_s")}
     steps = n
     result = {
-        "config": args.config, "threads": args.threads, "batch_size": bs, "precision": cfg.train.precision,
+        "config": args.config, "threads": args.threads, "batch_size": bs, "precision": trainer.acc.mixed_precision,
         "trainable_params": trainer.n_trainable, "steps": steps, "samples_per_s": round(n * bs * cfg.train.grad_accum / wall, 2),
         "build_batch_ms_main_process": round(data_ms, 1),
         "per_step_ms": {k.removesuffix("_s"): round(v, 1) for k, v in per.items()},
