@@ -47,11 +47,13 @@ def test_cli_trains_logs_validates_and_checkpoints(experiment: Path, tmp_path: P
     assert torch.equal(model.state_dict()[name], tensor)
 
 
-def test_resume_continues_exactly(experiment: Path, tmp_path: Path) -> None:
-    straight = Trainer(_cfg(experiment, "train.save_every=2", f"output_dir={tmp_path / 'a'}"))
+@pytest.mark.parametrize("workers", [0, 1])
+def test_resume_continues_exactly(experiment: Path, tmp_path: Path, workers: int) -> None:
+    w = f"data.num_workers={workers}"  # with a worker, augmentation draws come from (seed, epoch, index)
+    straight = Trainer(_cfg(experiment, "train.save_every=2", f"output_dir={tmp_path / 'a'}", w))
     straight.fit()
     ckpt2 = tmp_path / "a" / "checkpoints" / "checkpoint-0000002"
-    resumed = Trainer(_cfg(experiment, f"output_dir={tmp_path / 'b'}"), resume=str(ckpt2))
+    resumed = Trainer(_cfg(experiment, f"output_dir={tmp_path / 'b'}", w), resume=str(ckpt2))
     assert resumed.state.step == 2 and resumed.state.position == 8
     resumed.fit()
     pa = dict(straight.acc.unwrap_model(straight.model).named_parameters())
