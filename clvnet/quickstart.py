@@ -101,6 +101,9 @@ def run_quickstart(args: argparse.Namespace) -> Path:
     t0 = time.perf_counter()
     trainer = Trainer(cfg)
     ckpt = trainer.fit()
+    if trainer.stopped_by_signal is not None:
+        log.warning("quickstart interrupted: training state saved in %s (rerun to start over)", ckpt)
+        raise KeyboardInterrupt
     timings["training (s)"] = time.perf_counter() - t0
     steps = trainer.state.step
 
@@ -115,7 +118,10 @@ def run_quickstart(args: argparse.Namespace) -> Path:
         "samples seen": steps * cfg.train.batch_size * cfg.train.grad_accum,
         "trainable parameters": f"{trainer.n_trainable:,}",
         "scenes (train/val/test)": f"{args.num_train}/{args.num_val}/{args.num_test}",
-        "CPU cores": os.cpu_count(), "load average before/after": f"{load_before:.1f}/{os.getloadavg()[0]:.1f}",
+        "CPU cores": os.cpu_count(), "torch threads": trainer.threads,
+        "load average before/after": f"{load_before:.1f}/{os.getloadavg()[0]:.1f}",
+        "training throughput (samples/s)": round(steps * cfg.train.batch_size * cfg.train.grad_accum
+                                                 / max(trainer.state.elapsed, 1e-9), 1),
         **{k: round(v, 1) for k, v in timings.items()},
     }
     md = write_quickstart_report(out, result, ckpt, facts, cfg)

@@ -64,10 +64,11 @@ class Trainer:
         self.cfg = cfg
         self.out = Path(cfg.output_dir)
         t = cfg.train
+        self.threads = torch.get_num_threads()
         if t.device != "cuda":
-            threads = t.cpu_threads if t.cpu_threads > 0 else auto_threads()
-            torch.set_num_threads(threads)
-            log.info("torch CPU threads: %d%s", threads, "" if t.cpu_threads > 0 else " (auto)")
+            self.threads = t.cpu_threads if t.cpu_threads > 0 else auto_threads()
+            torch.set_num_threads(self.threads)
+            log.info("torch CPU threads: %d%s", self.threads, "" if t.cpu_threads > 0 else " (auto)")
         self.acc = make_accelerator(device=t.device, precision=t.precision, grad_accum=1,
                                     find_unused_parameters=t.find_unused_parameters)
         self.resume_dir = self._resolve_resume(resume)
@@ -115,6 +116,11 @@ class Trainer:
         self.logger = RunLogger(self.out, self.state.step if self.resume_dir else None,
                                 t.tensorboard) if self.acc.is_main_process else None
         self._stop_signal: int | None = None
+
+    @property
+    def stopped_by_signal(self) -> int | None:
+        """The signal (SIGINT / SIGTERM) that stopped :meth:`fit` early, or ``None``."""
+        return self._stop_signal
 
     # ------------------------------------------------------------------ setup helpers
     def _resolve_resume(self, resume: str | None) -> Path | None:
