@@ -53,6 +53,7 @@ class OptimConfig:
         betas: Adam betas.
         eps: Adam epsilon.
         grad_clip: clip the global gradient norm to this (0 = off).
+        lr_scale: lr multiplier per model component (a direct child module such as ``mask_decoder``).
     """
 
     lr: float = 3e-4
@@ -60,6 +61,7 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     eps: float = 1e-8
     grad_clip: float = 1.0
+    lr_scale: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

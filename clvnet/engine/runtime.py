@@ -57,10 +57,34 @@ def enable_gradient_checkpointing(model: torch.nn.Module) -> int:
     return n
 
 
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: weight decay on matrices (ndim >= 2) only; raises if nothing is trainable."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    if not decay and not no_decay:
+def param_groups(model: torch.nn.Module, weight_decay: float, lr: float,
+                 lr_scale: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on matrices (ndim >= 2) only, lr scaled per top-level component.
+
+    Args:
+        model: the model; its direct children are the components (``vision``, ``mask_decoder``, ...).
+        weight_decay: decay of matrices.
+        lr: base learning rate.
+        lr_scale: ``{component name: lr multiplier}``; a name that is not a child of the model raises.
+
+    Raises:
+        ValueError: an unknown component name, or nothing is trainable.
+    """
+    scale = dict(lr_scale or {})
+    children = dict(model.named_children())
+    unknown = sorted(set(scale) - set(children))
+    if unknown:
+        raise ValueError(f"config key 'optim.lr_scale.{unknown[0]}': the model has no component {unknown[0]!r} "
+                         f"(components: {', '.join(sorted(children))})")
+    owner: dict[int, float] = {}
+    for name, mult in scale.items():
+        for p in children[name].parameters():
+            owner[id(p)] = mult
+    groups: dict[tuple[float, bool], list[torch.nn.Parameter]] = {}
+    for p in model.parameters():
+        if p.requires_grad:
+            groups.setdefault((owner.get(id(p), 1.0), p.ndim >= 2), []).append(p)
+    if not groups:
         raise ValueError("the model has no trainable parameters")
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [{"params": ps, "lr": lr * mult, "weight_decay": weight_decay if decays else 0.0}
+            for (mult, decays), ps in sorted(groups.items(), key=lambda kv: (kv[0][0], not kv[0][1]))]

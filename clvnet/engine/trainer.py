@@ -91,8 +91,8 @@ class Trainer:
         if self.acc.is_main_process:
             log.info("trainable parameters: %s of %s (%.1f%%)", f"{n_train:,}", f"{n_all:,}",
                      100.0 * n_train / max(n_all, 1))
-        self.optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
-                                           betas=cfg.optim.betas, eps=cfg.optim.eps)
+        groups = param_groups(model, cfg.optim.weight_decay, cfg.optim.lr, cfg.optim.lr_scale)
+        self.optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps)
         self.scheduler = LRScheduler(self.optimizer, cfg.schedule)
         self.model, self.optimizer = self.acc.prepare(model, self.optimizer)
         # DeepSpeed scales the loss for accumulation itself and shards the optimiser state (ZeRO-2).
