@@ -191,8 +191,12 @@ class CLVNet(nn.Module):
         l_bce, l_dice = mask_losses(mask_logits, masks, valid)
         zero = l_cap * 0.0
         l_csc, l_rec, r_v = zero, zero, None
-        if self.mask_proj is not None and self.phrase_proj is not None and bool(valid.any()):
-            l_csc = self._csc(tokens, phrase_h, valid, inputs.get("phrase_texts"))
+        if self.mask_proj is not None and self.phrase_proj is not None:
+            if bool(valid.any()):
+                l_csc = self._csc(tokens, phrase_h, valid, inputs.get("phrase_texts"))
+            else:  # keep the heads in the graph (DDP expects a gradient for every trainable parameter)
+                heads = [*self.mask_proj.parameters(), *self.phrase_proj.parameters(), self.logit_scale]
+                l_csc = sum((p.sum() * 0.0 for p in heads), zero)
         if self.visual_relation is not None:
             if r_t is None and self.text_relation is not None:
                 r_t = self.text_relation(f_h, obj_mask)
