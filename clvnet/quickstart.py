@@ -219,8 +219,13 @@ def write_quickstart_report(out: Path, result: dict[str, Any], ckpt: Path, facts
              "Trivial baseline: every test scene gets the most common training caption, and each of its "
              "phrases is grounded to the user box itself (a filled rectangle).",
              f"Prediction time: {result['predict_s_per_scene']:.2f} s per test scene ({result['n_test']} scenes)."]
+    details = ""
+    if "uni_target" in result["model"]:
+        from clvnet.eval import format_table
+
+        details = f"CLV-Net {cfg.model.name}:\n\n" + format_table(result["model"])
     rep = Report(title="clvnet quickstart: tiny CLV-Net on SynthRS", metrics=metrics, metric_names=names,
-                 checkpoint=str(ckpt), scenes=result["scenes"], facts=facts, notes=notes)
+                 checkpoint=str(ckpt), scenes=result["scenes"], facts=facts, notes=notes, details=details)
     md, _ = write_report(out, rep)
     (out / "metrics.json").write_text(json.dumps({"model": result["model"], "baseline": result["baseline"],
                                                   "facts": facts}, indent=1, default=str))

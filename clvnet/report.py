@@ -34,6 +34,7 @@ class Report:
         scenes: prediction overlays.
         facts: extra ``name: value`` lines (timings, sizes, machine).
         notes: free text paragraphs (Markdown).
+        details: an extra Markdown block (e.g. the evaluator's per-group table).
     """
 
     title: str
@@ -43,6 +44,7 @@ class Report:
     scenes: list[Scene] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    details: str = ""
 
 
 def plot_losses(train_csv: Path, val_csv: Path | None, out_png: Path) -> Path:
@@ -105,6 +107,8 @@ def write_report(out_dir: Path, rep: Report, loss_png: str = "loss_curves.png") 
     """Write ``report.md`` and ``report.html`` into ``out_dir``; returns both paths."""
     md = [f"# {rep.title}", "", "## Metrics (SynthRS-test)", "", markdown_table(rep.metrics, rep.metric_names), ""]
     md += [f"Checkpoint: `{rep.checkpoint}`", ""]
+    if rep.details:
+        md += ["## Details", "", rep.details, ""]
     if rep.facts:
         md += ["## Run", ""] + [f"- {k}: {_fmt(v)}" for k, v in rep.facts.items()] + [""]
     md += ["## Loss curves", "", f"![loss curves]({loss_png})", ""]
@@ -133,13 +137,14 @@ def write_report(out_dir: Path, rep: Report, loss_png: str = "loss_curves.png") 
         f"{s.caption_html}<br><small>ground truth: {e(s.gt_caption)}</small></figcaption></figure>"
         for s in rep.scenes)
     notes = "".join(f"<p>{e(n)}</p>" for n in rep.notes)
+    details = f"<h2>Details</h2><pre>{e(rep.details)}</pre>" if rep.details else ""
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{e(rep.title)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}figure{{display:inline-block;width:48%;
 vertical-align:top;margin:0 1% 1em 0}}figure img{{width:100%}}</style></head><body>
 <h1>{e(rep.title)}</h1><h2>Metrics (SynthRS-test)</h2>{table}
-<p>Checkpoint: <code>{e(rep.checkpoint)}</code></p><h2>Run</h2><ul>{facts}</ul>
+<p>Checkpoint: <code>{e(rep.checkpoint)}</code></p>{details}<h2>Run</h2><ul>{facts}</ul>
 <h2>Loss curves</h2><img src="{e(loss_png)}" alt="loss curves" style="max-width:100%">
 <h2>Predictions on test scenes</h2>{scenes}{('<h2>Notes</h2>' + notes) if notes else ''}
 </body></html>
