@@ -175,9 +175,8 @@ class Trainer:
                 save_yaml(self.cfg, tmp / "train_config.yaml")
 
             ckpt.write_atomic_dir(name, fill)
-            if not final:
-                protect = {Path(self.state.best_path)} if self.state.best_path else set()
-                ckpt.rotate(self.out / "checkpoints", self.cfg.train.keep_last, protect)
+            protect = {Path(self.state.best_path)} if self.state.best_path else set()
+            ckpt.rotate(self.out / "checkpoints", self.cfg.train.keep_last, protect)
             log.info("saved checkpoint %s", name)
         self.acc.wait_for_everyone()
         return name
@@ -339,13 +338,17 @@ class Trainer:
             tm.data = tm.forward = tm.backward = tm.optim = 0.0
             tm.samples, tm.t0 = 0, time.perf_counter()
         last = self._done(elapsed)  # the final validation and checkpoint follow in fit()
+        improved = False
         if self.val_set is not None and t.val_every > 0 and s.step % t.val_every == 0:
-            self._validate()
-        if t.save_every > 0 and s.step % t.save_every == 0 and not last:
+            improved = self._validate()
+        # the best checkpoint is written when it is found (and kept by the rotation)
+        if ((t.save_every > 0 and s.step % t.save_every == 0) or improved) and not last:
             self.save()
 
-    def _validate(self) -> None:
+    def _validate(self) -> bool:
+        """Validate on rank 0; returns True (on every rank) if the best metric improved."""
         t, s = self.cfg.train, self.state
+        before = s.best_step
         if self.acc.is_main_process and self.val_set is not None:
             with self.acc.autocast():
                 row, samples = validate(self.acc.unwrap_model(self.model), self.val_set, self.collate,
@@ -365,6 +368,7 @@ class Trainer:
                 s.best_path = str(self.out / "checkpoints" / f"checkpoint-{s.step:07d}")
         s.best_value, s.best_step, s.best_path = gather_objects(self.acc, (s.best_value, s.best_step, s.best_path))[0]
         self.acc.wait_for_everyone()
+        return s.best_step != before
 
     def _pbar(self) -> Any:
         if not (self.cfg.train.progress and self.acc.is_main_process):

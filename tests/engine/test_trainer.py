@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -22,7 +23,7 @@ def _cfg(experiment: Path, *overrides: str) -> TrainConfig:
 
 def test_cli_trains_logs_validates_and_checkpoints(experiment: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
                                                    ) -> None:
-    rc = main(["train", "--config", str(experiment), "train.val_every=2", "train.save_every=2", "train.keep_last=1"])
+    rc = main(["train", "--config", str(experiment), "train.val_every=2", "train.save_every=3", "train.keep_last=1"])
     assert rc == 0
     run = tmp_path / "run"
     assert f"checkpoint: {run / 'checkpoint'}" in capsys.readouterr().out
@@ -34,8 +35,16 @@ def test_cli_trains_logs_validates_and_checkpoints(experiment: Path, tmp_path: P
     val = read_csv(run / "val_log.csv")
     assert [r["step"] for r in val] == [2, 4] and {"loss", "miou", "ap50"} <= set(val[0])
     assert "pred:" in (run / "samples.txt").read_text()
-    # periodic checkpoint at step 2 (the step-4 one is the final checkpoint), model in the strict folder format
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["checkpoint-0000002"]
+    # step 2: best so far (saved when validated), step 3: periodic; keep_last=1 keeps 3 plus the best, unless 4
+    # (the final checkpoint) is the best. The model is in the strict folder format.
+    state = json.loads((run / "checkpoint" / "trainer_state.json").read_text())
+    kept = sorted(p.name for p in (run / "checkpoints").iterdir())
+    if state["best_step"] == 2:
+        assert kept == ["checkpoint-0000002", "checkpoint-0000003"]
+        assert state["best_path"] == str(run / "checkpoints" / "checkpoint-0000002")
+    else:
+        assert state["best_step"] == 4 and state["best_path"] == str(run / "checkpoint")
+        assert kept == ["checkpoint-0000003"]
     final = run / "checkpoint"
     assert {"config.yaml", "model.safetensors", "optimizer.safetensors", "rng.safetensors",
             "trainer_state.json", "train_config.yaml"} <= {p.name for p in final.iterdir()}
