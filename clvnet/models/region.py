@@ -45,6 +45,18 @@ def roi_align(features: torch.Tensor, boxes: torch.Tensor, out: int, sampling: i
     return sampled.flatten(3).permute(0, 2, 3, 1)                            # (B, n, out*out, C)
 
 
+def square_window(box: tuple[float, float, float, float], width: int, height: int) -> tuple[float, float, float, float]:
+    """Normalised xyxy of the square canvas a box crop is centred on (the dataset's ``region_resize: pad``).
+
+    Pass the (already grown) pixel box; the result is what the dataset calls ``region_window`` and what
+    ``CLVNet.generate(..., region_windows=...)`` expects for padded crops.
+    """
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return ((cx - side / 2) / width, (cy - side / 2) / height, (cx + side / 2) / width, (cy + side / 2) / height)
+
+
 def box_features(boxes: torch.Tensor) -> torch.Tensor:
     """(…, 4) normalised xyxy -> (…, 5) with the box area appended."""
     area = (boxes[..., 2] - boxes[..., 0]).clamp(min=0) * (boxes[..., 3] - boxes[..., 1]).clamp(min=0)
