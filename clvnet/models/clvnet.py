@@ -123,6 +123,11 @@ class CLVNet(nn.Module):
         """Device of the parameters."""
         return next(self.parameters()).device
 
+    @property
+    def head_dtype(self) -> torch.dtype:
+        """dtype of the CMDecoder / SRAlign heads (the LLM may run in bf16 while they stay fp32)."""
+        return self.projector.fc1.weight.dtype
+
     def encode_image(self, images: torch.Tensor) -> ImageFeatures:
         """Encode global views (B, 3, S, S) in [0, 1] once; reuse for every box and query."""
         with _frozen_context(self.vision, images):
@@ -183,8 +188,8 @@ class CLVNet(nn.Module):
         embeds = self.reasoner.embed(input_ids, feats.image_tokens, f_r_prompt)
         logits, hidden, _ = self.reasoner(embeds, attn)
         l_cap = caption_loss(logits, labels)
-        f_h, phrase_h, obj_mask = gather_objects(hidden, input_ids, self.reasoner.ids, masks.shape[1],
-                                                 valid.sum(1), rec_ids)
+        f_h, phrase_h, obj_mask = gather_objects(hidden.to(self.head_dtype), input_ids, self.reasoner.ids,
+                                                 masks.shape[1], valid.sum(1), rec_ids)
         if bool((obj_mask != valid).any()):
             raise ValueError(f"mask_valid must mark the first n objects of each record ({rec_ids})")
         mask_logits, tokens, r_t = self.decode_masks(f_h, f_r, obj_mask, feats.grounding, masks.shape[-1])

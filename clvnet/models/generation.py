@@ -135,11 +135,11 @@ def generate(model: CLVNet, images: torch.Tensor, regions: torch.Tensor | None, 
 
     n_max = max([len(s) for s in seg_states] + [0])
     d = embeds.shape[-1]
-    f_h = embeds.new_zeros(n, n_max, d)
+    f_h = torch.zeros(n, n_max, d, dtype=model.head_dtype, device=dev)
     obj_mask = torch.zeros(n, n_max, dtype=torch.bool, device=dev)
     for b, states in enumerate(seg_states):
         if states:
-            f_h[b, :len(states)] = torch.stack(states)
+            f_h[b, :len(states)] = torch.stack(states).to(f_h.dtype)
             obj_mask[b, :len(states)] = True
     size = mask_size or cfg.mask_decoder.mask_size
     mask_logits, _, _ = model.decode_masks(f_h, f_r, obj_mask, feats.grounding, size)   # (B, n_max, M, M)

@@ -67,3 +67,19 @@ def test_tokenizer_roundtrip_and_special_ids() -> None:
     assert decode(tok, enc) == text
     assert enc.count(ids.seg) == 2 and ids.seg == tok.convert_tokens_to_ids("[SEG]")
     assert decode(tok, tok("unseen wörds ✓", add_special_tokens=False)["input_ids"]) == "unseen wörds ✓"
+
+
+def test_bf16_llm_with_fp32_heads(batch: dict[str, Any]) -> None:
+    from model_fixtures import micro_config
+
+    from clvnet.models.builder import build_model
+
+    torch.manual_seed(0)
+    model = build_model(micro_config(**{"llm.torch_dtype": "bfloat16"}), captions=batch["target"])
+    assert model.reasoner.llm.dtype == torch.bfloat16 and model.head_dtype == torch.float32
+    out = model(model.processor(batch))
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
+    model.eval()
+    assert len(model.generate(batch["image"], batch["region"], batch["box"], max_new_tokens=4)) == 2
+    assert model.cfg.generation.max_new_tokens >= 512
