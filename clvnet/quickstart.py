@@ -150,7 +150,8 @@ def predict_records(model: Any, jsonl: Path, cfg: Any, batch_size: int = 16) -> 
         for start in range(0, len(ds), batch_size):
             idx = list(range(start, min(start + batch_size, len(ds))))
             batch = collate_gcg([ds[i] for i in idx])
-            gens = model.generate(batch["image"], batch["region"], batch["box"])
+            gens = model.generate(batch["image"], batch["region"], batch["box"],
+                                  region_windows=batch["region_window"])
             for i, g in zip(idx, gens):
                 r = gts[i]
                 logits = g.mask_logits.float().cpu().numpy()

@@ -109,7 +109,8 @@ def validate(model: Any, dataset: Dataset, collate: Collator, device: torch.devi
         if len(samples) < n_captions:
             k = min(n_captions - len(samples), len(batch["id"]))
             gens = model.generate(batch["image"][:k].to(device), batch["region"][:k].to(device),
-                                  batch["box"][:k].to(device), max_new_tokens=max_new_tokens)
+                                  batch["box"][:k].to(device), max_new_tokens=max_new_tokens,
+                                  region_windows=batch["region_window"][:k].to(device))
             samples += [(batch["target"][i], gens[i].tagged) for i in range(k)]
     metrics = evaluate_masks(gts, preds)
     row = {"loss": sums.get("total", 0.0) / max(count, 1)}
