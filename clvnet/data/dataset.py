@@ -216,18 +216,8 @@ class GCGDataset(Dataset[dict[str, Any]]):
                 ) -> tuple[np.ndarray, tuple[float, float, float, float]]:
         h, w = img.shape[:2]
         x0, y0, x1, y1 = grow_box(box, self.cfg.min_region, w, h)
-        crop = img[y0:y1, x0:x1]
-        r = self.cfg.region_size
-        if self.cfg.region_resize == "stretch":
-            out = np.asarray(Image.fromarray(crop).resize((r, r), Image.Resampling.BILINEAR))
-            return out, (x0 / w, y0 / h, x1 / w, y1 / h)
-        side = max(x1 - x0, y1 - y0)
-        canvas = np.zeros((side, side, 3), np.uint8)
-        oy, ox = (side - (y1 - y0)) // 2, (side - (x1 - x0)) // 2
-        canvas[oy:oy + y1 - y0, ox:ox + x1 - x0] = crop
-        out = np.asarray(Image.fromarray(canvas).resize((r, r), Image.Resampling.BILINEAR))
-        wx0, wy0 = x0 - ox, y0 - oy
-        return out, (wx0 / w, wy0 / h, (wx0 + side) / w, (wy0 + side) / h)
+        return region_canvas(img[y0:y1, x0:x1], (x0, y0, x1, y1), w, h, self.cfg.region_size,
+                             self.cfg.region_resize)
 
     def plot(self, i: int, *, title: bool = True) -> Image.Image:
         """The i-th sample (with its augmentation) as an overlay: global view, masks, box, caption."""
@@ -240,6 +230,29 @@ class GCGDataset(Dataset[dict[str, Any]]):
         box = (smp["box"] * s).tolist()
         return render_overlay(img, smp["masks"].numpy(), phrases, box=box, caption=caption,
                               title=smp["id"] if title else None)
+
+
+def region_canvas(crop: np.ndarray, box: tuple[int, int, int, int], width: int, height: int, size: int,
+                  mode: str = "pad") -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """The region input for a crop of ``box`` (pixels; the crop may be decimated) of a ``width`` x ``height`` image.
+
+    ``pad`` centres the crop on a zero-filled square (aspect kept), ``stretch`` resizes it as is; either way
+    the result is ``size`` x ``size``. Also returns the normalised xyxy window of the image that the canvas
+    spans (``region_window``). Shared by the training dataset and the predictor so both prepare regions alike.
+    """
+    x0, y0, x1, y1 = box
+    if mode == "stretch":
+        out = np.asarray(Image.fromarray(crop).resize((size, size), Image.Resampling.BILINEAR))
+        return out, (x0 / width, y0 / height, x1 / width, y1 / height)
+    ch, cw = crop.shape[:2]
+    side = max(ch, cw)
+    canvas = np.zeros((side, side, 3), np.uint8)
+    oy, ox = (side - ch) // 2, (side - cw) // 2
+    canvas[oy:oy + ch, ox:ox + cw] = crop
+    out = np.asarray(Image.fromarray(canvas).resize((size, size), Image.Resampling.BILINEAR))
+    sx, sy = (x1 - x0) / cw, (y1 - y0) / ch  # image pixels per crop pixel (1 unless decimated)
+    wx0, wy0 = x0 - ox * sx, y0 - oy * sy
+    return out, (wx0 / width, wy0 / height, (wx0 + side * sx) / width, (wy0 + side * sy) / height)
 
 
 def grow_box(box: tuple[float, float, float, float], min_size: int, width: int, height: int

@@ -247,20 +247,13 @@ class Predictor:
         view = np.asarray(Image.fromarray(preview.rgb).resize((s, s), Image.Resampling.BILINEAR))
         return view, preview
 
-    def _region(self, raster: Raster, box: tuple[float, float, float, float]) -> np.ndarray:
-        from clvnet.data.dataset import grow_box
+    def _region(self, raster: Raster, box: tuple[float, float, float, float]
+                ) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+        from clvnet.data.dataset import grow_box, region_canvas
 
-        x0, y0, x1, y1 = grow_box(box, self.min_region, raster.width, raster.height)
-        crop = raster.read_rgb((x0, y0, x1, y1), max_side=self.region_max)
-        r = self.region_size
-        if self.region_resize == "stretch":
-            return np.asarray(Image.fromarray(crop).resize((r, r), Image.Resampling.BILINEAR))
-        ch, cw = crop.shape[:2]
-        side = max(ch, cw)
-        canvas = np.zeros((side, side, 3), np.uint8)
-        oy, ox = (side - ch) // 2, (side - cw) // 2
-        canvas[oy:oy + ch, ox:ox + cw] = crop
-        return np.asarray(Image.fromarray(canvas).resize((r, r), Image.Resampling.BILINEAR))
+        grown = grow_box(box, self.min_region, raster.width, raster.height)
+        crop = raster.read_rgb(grown, max_side=self.region_max)
+        return region_canvas(crop, grown, raster.width, raster.height, self.region_size, self.region_resize)
 
     def _tensor(self, arrays: list[np.ndarray]) -> Any:
         import torch
@@ -328,12 +321,12 @@ class Predictor:
         finally:
             raster.close()
 
-    def _prepare(self, job: _Job, idx: range) -> tuple[Any, Any, Any, Any, dict[str, float]]:
+    def _prepare(self, job: _Job, idx: range) -> tuple[Any, Any, Any, Any, Any, dict[str, float]]:
         import torch
 
         t = time.perf_counter()
         view, _ = self._global_view(job.raster)
-        regions = [self._region(job.raster, job.boxes[k]) for k in idx]
+        regions, windows = zip(*(self._region(job.raster, job.boxes[k]) for k in idx))
         t_read = time.perf_counter() - t
         t = time.perf_counter()
         feats, hit = self._features(view, job.raster)
@@ -342,17 +335,19 @@ class Predictor:
         boxes = torch.tensor([[b[0] / w, b[1] / h, b[2] / w, b[3] / h] for b in (job.boxes[k] for k in idx)],
                              dtype=torch.float32, device=self.device)
         timings = {"read": t_read, "encode": t_enc, "cache_hit": float(hit)}
+        region_windows = torch.tensor(windows, dtype=torch.float32, device=self.device)
         # one global view and one row of features, shared by every box of the batch
-        return self._tensor([view]), self._tensor(regions), boxes, feats, timings
+        return self._tensor([view]), self._tensor(list(regions)), boxes, region_windows, feats, timings
 
     def _generate(self, job: _Job, idx: range, streamer: Any = None) -> list[GCGPrediction]:
         import torch
 
-        images, regions, boxes, feats, timings = self._prepare(job, idx)
+        images, regions, boxes, region_windows, feats, timings = self._prepare(job, idx)
         t = time.perf_counter()
         with self._lock, torch.inference_mode():
             outs = self.model.generate(images, regions, boxes, query=job.query, image_features=feats,
-                                       max_new_tokens=job.max_new_tokens, streamer=streamer)
+                                       max_new_tokens=job.max_new_tokens, streamer=streamer,
+                                       region_windows=region_windows)
         timings["generate"] = time.perf_counter() - t
         if len(outs) != len(idx):
             raise RuntimeError(f"model returned {len(outs)} outputs for {len(idx)} boxes")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scripted import make_scripted_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"
@@ -31,63 +32,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-SCRIPT = ["A", " scene", "!", " The", "<p>", " car", "</p>", "[SEG]", " parked", "."]
-CAPTIONS = ["A scene! The <p> car </p> [SEG] parked. A road with <p> trees </p> [SEG] near water."] * 4
-
-
-def script_llm(model: Any, script: list[str]) -> None:
-    """Set the tiny LLM's weights so that greedy decoding emits ``script`` and then EOS.
-
-    Block outputs are zeroed (the last hidden state is the token's embedding), embeddings are one-hot
-    codes, and the LM head maps script token k's code to token k + 1 (others to the first token).
-    """
-    import torch
-
-    tok = model.tokenizer
-    vocab = tok.get_vocab()
-    ids = []
-    for piece in script:
-        enc = tok.convert_tokens_to_ids(piece) if piece in vocab else None
-        if enc is None or enc == tok.unk_token_id:
-            toks = tok.encode(piece, add_special_tokens=False)
-            if len(toks) != 1:
-                raise ValueError(f"script piece {piece!r} is not one token: {toks}")
-            enc = toks[0]
-        ids.append(int(enc))
-    if len(set(ids)) != len(ids):
-        raise ValueError("script tokens must be distinct")
-    llm = model.reasoner.llm
-    with torch.no_grad():
-        for name, p in llm.named_parameters():
-            if name.endswith(("o_proj.weight", "down_proj.weight")):
-                p.zero_()
-        emb, head = llm.get_input_embeddings().weight, llm.get_output_embeddings().weight
-        if len(ids) + 1 > emb.shape[1]:
-            raise ValueError("script longer than the hidden size")
-        emb.zero_()
-        emb[:, 0] = 1.0
-        head.zero_()
-        head[ids[0], 0] = 10.0
-        for k, t in enumerate(ids):
-            emb[t].zero_()
-            emb[t, k + 1] = 1.0
-            head[ids[k + 1] if k + 1 < len(ids) else tok.eos_token_id, k + 1] = 10.0
-
-
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny scripted CLV-Net saved with ``save_pretrained`` (loaded back through the real code path)."""
-    import torch
-
-    from clvnet.models.builder import build_model
-    from clvnet.models.config import CLVNetConfig
-
-    torch.manual_seed(0)
-    model = build_model(CLVNetConfig(), captions=CAPTIONS)
-    script_llm(model, SCRIPT)
-    out = tmp_path_factory.mktemp("demo-ckpt") / "tiny"
-    model.save_pretrained(out)
-    return out
+    return make_scripted_checkpoint(tmp_path_factory.mktemp("demo-ckpt") / "tiny")
 
 
 @pytest.fixture(scope="session")

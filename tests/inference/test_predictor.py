@@ -108,3 +108,30 @@ def test_preprocessing_follows_train_config(tiny_checkpoint: Path, tmp_path: Pat
     assert training_preprocessing(ckpt) == {"image_size": 192, "region_size": 96, "region_resize": "stretch"}
     pred = Predictor.from_pretrained(ckpt, device="cpu", region_size=64)
     assert (pred.image_size, pred.region_size, pred.region_resize) == (192, 64, "stretch")
+
+
+@pytest.mark.parametrize("mode", ["pad", "stretch"])
+def test_region_and_window_match_the_training_dataset(predictor: Predictor, tmp_path: Path, mode: str) -> None:
+    """The predictor prepares a box region exactly as the training dataset does (pixels and region_window)."""
+    from clvnet.data.dataset import DatasetConfig, GCGDataset
+    from clvnet.data.record import GCGRecord
+    from clvnet.inference.raster import RasterOptions, open_raster
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (120, 200, 3), dtype=np.uint8)
+    Image.fromarray(img).save(tmp_path / "scene.png")
+    box = (30.0, 20.0, 110.0, 50.0)
+    rec = GCGRecord(image="scene.png", height=120, width=200, caption="A scene.", box=box)
+    cfg = DatasetConfig(image_size=64, region_size=32, mask_size=32, root=str(tmp_path), region_resize=mode)
+    sample = GCGDataset([rec], cfg)[0]
+    saved = predictor.region_size, predictor.region_resize
+    predictor.region_size, predictor.region_resize = 32, mode
+    raster = open_raster(tmp_path / "scene.png", RasterOptions())
+    try:
+        region, window = predictor._region(raster, box)
+    finally:
+        raster.close()
+        predictor.region_size, predictor.region_resize = saved
+    expected = (sample["region"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    assert np.array_equal(region, expected)
+    assert np.allclose(window, sample["region_window"].numpy(), atol=1e-6)
