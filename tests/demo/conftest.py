@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from scripted import make_scripted_checkpoint
+from testkit import free_port, make_scripted_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"
@@ -44,13 +43,6 @@ def gcg_predictor(tiny_checkpoint: Path) -> Any:
     from clvnet.inference.predictor import Predictor
 
     return Predictor.from_pretrained(tiny_checkpoint, device="cpu")
-
-
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:

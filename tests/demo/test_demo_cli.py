@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from testkit import free_port
 
 from clvnet.cli import build_parser, main
 
@@ -39,8 +40,6 @@ def test_clvnet_demo_serves_on_loopback(tiny_checkpoint: Path, tmp_path: Path) -
     """`clvnet demo` end to end: the process serves the app on 127.0.0.1 until stopped (~20 s: slow)."""
     import time
     import urllib.request
-
-    from conftest import free_port  # type: ignore[import-not-found]
 
     port = free_port()
     log = (tmp_path / "demo.log").open("w")

@@ -1,4 +1,4 @@
-"""A deterministic tiny CLV-Net for inference and demo tests: real modules, scripted language model.
+"""Shared test helpers: a deterministic tiny CLV-Net (real modules, scripted language model) and a free port.
 
 An untrained model never emits ``[SEG]``, so it gives no phrases or masks to check. ``script_llm`` sets the
 tiny LLM's weights so that greedy decoding always writes :data:`SCRIPT` (then EOS); the vision, region,
@@ -8,6 +8,7 @@ back by the tests through the same code path that real weights use.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +68,10 @@ def make_scripted_checkpoint(out: Path, script: list[str] = SCRIPT) -> Path:
     script_llm(model, script)
     model.save_pretrained(out)
     return out
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
