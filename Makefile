@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install quickstart test test-slow test-browser lint demo bench bench-eval clean
+.PHONY: install quickstart test test-slow test-browser lint demo bench bench-eval bench-train clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -42,6 +42,9 @@ bench: $(STAMP)
 
 bench-eval: $(STAMP)
 	$(BIN)/python scripts/bench_eval.py
+
+bench-train: $(STAMP)
+	$(BIN)/python scripts/bench_train.py
 
 clean:
 	rm -rf runs build *.egg-info
