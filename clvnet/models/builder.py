@@ -112,6 +112,12 @@ def _build_grounding(cfg: CLVNetConfig, vision: VisionEncoder, width: int, cache
         return GroundingEncoder("shared", positional=positional, vision_width=vision.width, channels=width,
                                 stem_channels=gc.stem_channels, high_res=cfg.mask_decoder.kind == "sam2",
                                 patch_size=vision.patch_size, **common)
+    if gc.kind == "conv":
+        if cfg.mask_decoder.kind != "sam2":
+            raise ValueError("grounding.kind=conv feeds high-resolution maps: it needs mask_decoder.kind=sam2")
+        return GroundingEncoder("conv", positional=positional, vision_width=vision.width, channels=width,
+                                conv_channels=gc.conv_channels, fuse_vision=gc.fuse_vision,
+                                conv_embed_stride=gc.conv_embed_stride, **common)
     sam = _sam_parts(gc.kind, gc.pretrained_path, cache)
     if sam is not None:
         mem = getattr(sam, "no_memory_embedding", None)

@@ -94,14 +94,18 @@ class CGFormerConfig:
 
 @dataclass
 class GroundingConfig:
-    """Grounding encoder: SAM2 Hiera (``sam2``), SAM ViT (``sam``) or E_v features + a conv stem (``shared``)."""
+    """Grounding encoder: SAM2 Hiera (``sam2``), SAM ViT (``sam``), E_v features + a conv stem (``shared``)
+    or a small from-scratch conv pyramid with a stride-8 embedding (``conv``)."""
 
-    kind: Literal["sam2", "sam", "shared"] = "shared"
+    kind: Literal["sam2", "sam", "shared", "conv"] = "shared"
     pretrained_path: str | None = None       # a Sam2Model / SamModel folder
     image_size: int = 256
     backbone: dict[str, Any] = field(default_factory=dict)   # Sam2HieraDetConfig kwargs (sam2)
     vision: dict[str, Any] = field(default_factory=dict)     # Sam2VisionConfig / SamVisionConfig kwargs
     stem_channels: int = 16                  # shared: width of the high-resolution conv stem
+    conv_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 64])   # conv: stride 2/4/8/16 widths
+    conv_embed_stride: int = 8               # conv: embedding stride, 8 (finer masks) or 16 (cheaper decoder)
+    fuse_vision: bool = False                # conv: add E_v's grid to the embedding
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
