@@ -133,7 +133,7 @@ class CLVNet(nn.Module):
         with _frozen_context(self.vision, images):
             grid = self.vision(images)                                                # (B, Cv, h, w)
         tokens = self.projector(grid_to_tokens(grid, self.cfg.vision.llm_pool))       # (B, n_img, D)
-        shared = grid if self.grounding.kind == "shared" else None
+        shared = grid if self.grounding.kind == "shared" or getattr(self.grounding, "fuse_vision", False) else None
         with _frozen_context(self.grounding, shared if shared is not None else images):
             feats = self.grounding(images, shared)
         return ImageFeatures(image_tokens=tokens, grounding=feats)

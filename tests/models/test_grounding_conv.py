@@ -64,6 +64,9 @@ def test_conv_fuse_vision_uses_the_grid(batch: dict[str, Any]) -> None:
     assert fused.shape == (2, model.mask_decoder.width, 8, 8) and not torch.allclose(fused, other)
     with pytest.raises(ValueError, match="vision grid"):
         model.grounding(images)
+    # through the model's own path (encode_image passes E_v's grid) training runs end to end
+    out = model(model.processor(batch))
+    assert out.mask_logits.shape == batch["masks"].shape and torch.isfinite(out.loss)
 
 
 def test_conv_checkpoint_round_trip(batch: dict[str, Any], tmp_path: Path) -> None:
