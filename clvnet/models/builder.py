@@ -18,7 +18,7 @@ from torch import nn
 
 from clvnet.models.cgformer import CGFormer, PlainPrompt, RelationHead
 from clvnet.models.clvnet import CLVNet
-from clvnet.models.config import SPECIAL_TOKENS, CLVNetConfig
+from clvnet.models.config import SPECIAL_TOKENS, TINY_CLIP_VISION, CLVNetConfig
 from clvnet.models.grounding import GroundingEncoder
 from clvnet.models.mask_decoder import MaskDecoder
 from clvnet.models.reasoner import VPReasoner
@@ -52,14 +52,20 @@ def build_tokenizer(cfg: CLVNetConfig, captions: Iterable[str] | None = None) ->
 
 
 def _build_vision(cfg: CLVNetConfig) -> VisionEncoder:
-    from transformers import CLIPVisionConfig, CLIPVisionModel
+    from transformers import CLIPVisionConfig, CLIPVisionModel, ConvNextConfig, ConvNextModel
 
     vc = cfg.vision
-    if vc.pretrained_path:
-        clip = CLIPVisionModel.from_pretrained(vc.pretrained_path, attn_implementation="sdpa")
+    model: Any
+    if vc.kind == "convnext":
+        if vc.pretrained_path:
+            model = ConvNextModel.from_pretrained(vc.pretrained_path)
+        else:
+            model = ConvNextModel(ConvNextConfig(**vc.config))
+    elif vc.pretrained_path:
+        model = CLIPVisionModel.from_pretrained(vc.pretrained_path, attn_implementation="sdpa")
     else:
-        clip = CLIPVisionModel(_sdpa(CLIPVisionConfig(**vc.config)))
-    return VisionEncoder(clip, select_layer=vc.select_layer, mean=vc.mean, std=vc.std)
+        model = CLIPVisionModel(_sdpa(CLIPVisionConfig(**(vc.config or TINY_CLIP_VISION))))
+    return VisionEncoder(model, kind=vc.kind, select_layer=vc.select_layer, mean=vc.mean, std=vc.std)
 
 
 def _build_llm(cfg: CLVNetConfig, tokenizer: Any) -> tuple[Any, bool]:
@@ -111,7 +117,7 @@ def _build_grounding(cfg: CLVNetConfig, vision: VisionEncoder, width: int, cache
     if gc.kind == "shared":
         return GroundingEncoder("shared", positional=positional, vision_width=vision.width, channels=width,
                                 stem_channels=gc.stem_channels, high_res=cfg.mask_decoder.kind == "sam2",
-                                patch_size=vision.patch_size, **common)
+                                patch_size=vision.patch_size, pyramid_widths=vision.pyramid_widths, **common)
     if gc.kind == "conv":
         if cfg.mask_decoder.kind != "sam2":
             raise ValueError("grounding.kind=conv feeds high-resolution maps: it needs mask_decoder.kind=sam2")
@@ -229,7 +235,7 @@ def _without_paths(cfg: CLVNetConfig) -> CLVNetConfig:
 def _pretrained_prefixes(cfg: CLVNetConfig) -> tuple[str, ...]:
     out = []
     if cfg.vision.pretrained_path:
-        out.append("vision.clip.")
+        out.append(f"vision.{cfg.vision.kind}.")
     if cfg.llm.pretrained_path:
         out.append("reasoner.llm.")
     if cfg.grounding.pretrained_path and cfg.grounding.kind != "shared":

@@ -7,6 +7,7 @@ themselves); load a checkpoint with :meth:`CLVNet.from_pretrained`.
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,11 +132,14 @@ class CLVNet(nn.Module):
     def encode_image(self, images: torch.Tensor) -> ImageFeatures:
         """Encode global views (B, 3, S, S) in [0, 1] once; reuse for every box and query."""
         with _frozen_context(self.vision, images):
-            grid = self.vision(images)                                                # (B, Cv, h, w)
-        tokens = self.projector(grid_to_tokens(grid, self.cfg.vision.llm_pool))       # (B, n_img, D)
+            grid, maps = self.vision(images, return_maps=True)                        # (B, Cv, h, w)
+        cells = grid_to_tokens(grid, self.cfg.vision.llm_pool)                      # (B, n_img, Cv)
+        if self.cfg.vision.position_embed:
+            cells = cells + self.region.cell_embedding(math.isqrt(cells.shape[1]), cells)
+        tokens = self.projector(cells)                                                # (B, n_img, D)
         shared = grid if self.grounding.kind == "shared" or getattr(self.grounding, "fuse_vision", False) else None
         with _frozen_context(self.grounding, shared if shared is not None else images):
-            feats = self.grounding(images, shared)
+            feats = self.grounding(images, shared, maps if self.grounding.uses_vision_maps else None)
         return ImageFeatures(image_tokens=tokens, grounding=feats)
 
     def encode_region(self, regions: torch.Tensor, boxes: torch.Tensor, detections: torch.Tensor | None = None,

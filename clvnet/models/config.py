@@ -22,16 +22,28 @@ QUERY_TEMPLATE_NO_BOX = (
 )
 
 
+TINY_CLIP_VISION: dict[str, Any] = {
+    "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+    "image_size": 256, "patch_size": 16}
+
+
 @dataclass
 class VisionConfig:
-    """E_v: a ``CLIPVisionModel``. ``config`` holds ``CLIPVisionConfig`` kwargs (ignored when pretrained)."""
+    """E_v: a ``CLIPVisionModel`` (``kind: clip``) or a ``ConvNextModel`` (``kind: convnext``, the tiny preset).
 
+    ``config`` holds ``CLIPVisionConfig`` / ``ConvNextConfig`` kwargs (ignored when pretrained).
+    """
+
+    kind: Literal["clip", "convnext"] = "clip"
     pretrained_path: str | None = None
-    config: dict[str, Any] = field(default_factory=lambda: {
-        "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "image_size": 256, "patch_size": 16})
+    # Empty = TINY_CLIP_VISION (kind clip). Not a non-empty default: config files are deep-merged over
+    # the defaults, and CLIP keys would leak into a ConvNeXt config (``num_hidden_layers`` is its stage count).
+    config: dict[str, Any] = field(default_factory=dict)
     select_layer: int = -1          # hidden_states index used as features (LLaVA uses -2)
     llm_pool: int = 2               # average-pool the patch grid by this factor before φ_l (1 = off)
+    # add the region encoder's box-MLP embedding of each grid cell to the image tokens (a ConvNeXt
+    # grid has no absolute position of its own; CLIP's has its position embeddings)
+    position_embed: bool = False
     mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
     std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
 
@@ -94,8 +106,8 @@ class CGFormerConfig:
 
 @dataclass
 class GroundingConfig:
-    """Grounding encoder: SAM2 Hiera (``sam2``), SAM ViT (``sam``), E_v features + a conv stem (``shared``)
-    or a small from-scratch conv pyramid with a stride-8 embedding (``conv``)."""
+    """Grounding encoder: SAM2 Hiera (``sam2``), SAM ViT (``sam``), E_v's own features (``shared``: a ConvNeXt
+    E_v's stage pyramid, or a CLIP E_v's grid plus a conv stem) or a small from-scratch conv pyramid (``conv``)."""
 
     kind: Literal["sam2", "sam", "shared", "conv"] = "shared"
     pretrained_path: str | None = None       # a Sam2Model / SamModel folder

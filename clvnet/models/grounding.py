@@ -6,9 +6,13 @@ Four kinds, chosen by ``grounding.kind``:
   returns the lowest-resolution FPN map (plus SAM2's ``no_memory_embedding``, as ``Sam2Model`` adds
   for single images) and the two higher-resolution maps that ``Sam2MaskDecoder`` needs.
 * ``sam``: ``SamVisionEncoder`` (ViT), for the Table III "SAM decoder" ablation; no high-res maps.
-* ``shared``: reuses E_v's patch grid (a 1×1 conv to the decoder width) and adds a three-layer conv
-  stem (4×4 patchify, 3×3, 2×2 down) on the image for the 4× and 8× maps. This keeps the tiny preset fast on a CPU while the mask
-  path still sees 4-pixel detail (small objects need it more than training longer).
+* ``shared``: reuses E_v's own features, so no second image encoder runs.
+
+  - A ConvNeXt E_v (the tiny preset) gives a pyramid: its stride-16 stage map plus its (upsampled)
+    selected grid is the embedding, and its stride-4 and stride-8 stage maps are SAM2's two
+    high-resolution maps (1×1 convs to the decoder width), like SAM2's FPN neck over Hiera.
+  - A CLIP E_v's patch grid (a 1×1 conv to the decoder width) gets a three-layer conv stem (4×4
+    patchify, 3×3, 2×2 down) on the image for the 4× and 8× maps.
 * ``conv``: a small from-scratch conv encoder (2x2 patchify stages at stride 2/4/8/16, the last three
   with a 3x3 conv, GroupNorm + GELU) whose
   stride-8 map (plus the stride-16 map, upsampled) is the image embedding, so the SAM2 decoder works
@@ -124,6 +128,7 @@ class GroundingEncoder(nn.Module):
         conv_channels: ``conv`` kind: the four stage widths of :class:`ConvPyramid`.
         fuse_vision: ``conv`` kind: add E_v's grid (1×1 conv, resized) to the embedding when given.
         conv_embed_stride: ``conv`` kind: stride of the embedding (8 or 16), see :class:`ConvPyramid`.
+        pyramid_widths: ``shared`` kind with a hierarchical E_v: channels of its stride 4/8/16 maps.
     """
 
     def __init__(self, kind: str, *, positional: nn.Module, encoder: nn.Module | None = None,
@@ -131,13 +136,19 @@ class GroundingEncoder(nn.Module):
                  mean: tuple[float, ...] = (0.485, 0.456, 0.406), std: tuple[float, ...] = (0.229, 0.224, 0.225),
                  vision_width: int = 0, channels: int = 0, stem_channels: int = 16, high_res: bool = True,
                  patch_size: int = 16, conv_channels: list[int] | None = None, fuse_vision: bool = False,
-                 conv_embed_stride: int = 8) -> None:
+                 conv_embed_stride: int = 8, pyramid_widths: list[int] | None = None) -> None:
         super().__init__()
         if kind not in ("sam2", "sam", "shared", "conv"):
             raise ValueError(f"grounding kind must be sam2, sam, shared or conv, got {kind!r}")
         self.kind, self.image_size, self.mean, self.std = kind, image_size, tuple(mean), tuple(std)
         self.positional: Any = positional
-        if kind == "shared":
+        self.uses_vision_maps = bool(pyramid_widths) and kind == "shared"
+        if kind == "shared" and pyramid_widths:
+            self.neck = nn.Conv2d(vision_width, channels, 1)
+            self.high_res = high_res
+            used = pyramid_widths if high_res else pyramid_widths[2:]
+            self.lateral = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in used)
+        elif kind == "shared":
             self.neck = nn.Conv2d(vision_width, channels, 1)
             self.high_res = high_res
             if high_res:
@@ -157,11 +168,21 @@ class GroundingEncoder(nn.Module):
             if no_memory_embedding is not None:
                 self.no_memory_embedding = no_memory_embedding
 
-    def forward(self, images: torch.Tensor, vision_grid: torch.Tensor | None = None) -> GroundingFeatures:
+    def forward(self, images: torch.Tensor, vision_grid: torch.Tensor | None = None,
+                vision_maps: list[torch.Tensor] | None = None) -> GroundingFeatures:
         """Encode images (B, 3, H, W) in [0, 1]; ``shared`` also needs E_v's grid (B, C_v, h, w).
 
-        ``conv`` with ``fuse_vision`` needs it too (it adds the grid to its embedding).
+        ``conv`` with ``fuse_vision`` needs it too (it adds the grid to its embedding). ``shared``
+        over a ConvNeXt E_v needs its stride 4/8/16 maps (``vision_maps``) as well.
         """
+        if self.uses_vision_maps:
+            if vision_grid is None or vision_maps is None or len(vision_maps) != 3:
+                raise ValueError("the shared grounding encoder over a ConvNeXt E_v needs its grid and 3 stage maps")
+            s16 = vision_maps[2]
+            emb = self.lateral[-1](s16) + F.interpolate(self.neck(vision_grid), size=s16.shape[-2:], mode="nearest")
+            hr = [lat(m) for lat, m in zip(self.lateral[:2], vision_maps[:2])] if self.high_res else None
+            pos = wide_positional(self.positional, emb.shape[-2], emb.shape[-1])
+            return GroundingFeatures(embedding=emb, positional=pos, high_res=hr)
         pixels = normalize(images, self.mean, self.std, self.image_size)
         if self.kind == "shared":
             if vision_grid is None:

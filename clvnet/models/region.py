@@ -63,6 +63,13 @@ def box_features(boxes: torch.Tensor) -> torch.Tensor:
     return torch.cat([boxes, area[..., None]], dim=-1)
 
 
+def cell_boxes(side: int, device: torch.device | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """(side*side, 4) normalised xyxy of a side×side grid's cells, in row-major (token) order."""
+    t = torch.arange(side, device=device, dtype=dtype) / side
+    x0, y0 = t.repeat(side), t.repeat_interleave(side)
+    return torch.stack([x0, y0, x0 + 1 / side, y0 + 1 / side], dim=-1)
+
+
 class RegionEncoder(nn.Module):
     """Pool K object tokens from the encoded box crop and add box-coordinate embeddings.
 
@@ -121,10 +128,7 @@ class RegionEncoder(nn.Module):
         if self.mode == "grid":
             g = self.grid
             cells = roi_align(crop_grid, full, g, self.sampling)[:, 0]                  # (B, g*g, C)
-            t = torch.arange(g, device=box.device, dtype=box.dtype) / g
-            cx0 = t.repeat(g)                                                            # column of each cell
-            cy0 = t.repeat_interleave(g)
-            local = torch.stack([cx0, cy0, cx0 + 1 / g, cy0 + 1 / g], dim=-1)            # (g*g, 4) crop coords
+            local = cell_boxes(g, box.device, box.dtype)                                 # (g*g, 4) crop coords
             img_boxes = torch.cat([box[:, None, :2] + local[None, :, :2] * bw[:, None],
                                    box[:, None, :2] + local[None, :, 2:] * bw[:, None]], dim=-1)
             tokens = torch.cat([whole, cells], dim=1)                                  # (B, K, C)
@@ -146,3 +150,11 @@ class RegionEncoder(nn.Module):
             tokens = torch.cat([whole, det], dim=1)
             boxes = torch.cat([box[:, None], detections], dim=1)
         return tokens + self.box_mlp(box_features(boxes))
+
+    def cell_embedding(self, side: int, like: torch.Tensor) -> torch.Tensor:
+        """(side*side, C) box-MLP embedding of each cell of the global image's token grid.
+
+        Added to the image tokens (``vision.position_embed``), it places them in the same coordinate
+        space as the user box, so "above the box" is a comparison of two embeddings of one MLP.
+        """
+        return self.box_mlp(box_features(cell_boxes(side, like.device, like.dtype)))
