@@ -49,13 +49,13 @@ def make_data(out: Path, num: dict[str, int], seed: int = 0) -> dict[str, Path]:
 
     The splits are disjoint: SynthRS draws each split from its own seed space (``split_seed``).
     """
-    from clvnet.data.synth import generate_split
+    from clvnet.data.synth import SYNTHRS_VERSION, generate_split
 
     paths: dict[str, Path] = {}
     for split, n in num.items():
         folder = out / split
         stamp = folder / "quickstart_stamp.json"
-        want = {"num": n, "seed": seed, "split": split}
+        want = {"num": n, "seed": seed, "split": split, "synthrs": SYNTHRS_VERSION}
         if stamp.is_file() and json.loads(stamp.read_text()).get("spec") == want:
             paths[split] = Path(json.loads(stamp.read_text())["jsonl"])
             if paths[split].is_file():

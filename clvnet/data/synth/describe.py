@@ -40,7 +40,10 @@ class Plan:
 
 
 def layout_facts(lay: Layout, rng: np.random.Generator) -> list[str]:
-    """One or two land-cover facts, most salient first (water / runway, then roads, then fields)."""
+    """The one or two most salient land-cover facts (water / runway, then roads, then fields).
+
+    ``rng`` only picks wording ("at a junction" or not).
+    """
     s = lay.size
     first: list[str] = []
     rest: list[str] = []
@@ -76,8 +79,13 @@ def layout_facts(lay: Layout, rng: np.random.Generator) -> list[str]:
         rest.append(f"farmland fields cover the {_PART[lay.farmland_side]}")
     if lay.parking:
         rest.append("a parking lot lies beside the road")
-    facts = first + rest
-    return facts[:2] if rng.random() < 0.7 else facts[:1]
+    # SynthRS 1.0 dropped the second fact at random (30%); 1.1 always gives the two most salient
+    return (first + rest)[:2]
+
+
+# A second outside group is described only when it lies this close (pixels) to the box centre
+# (SynthRS 1.0 added one at random, in 60% of the scenes where there was room).
+SECOND_CONTEXT_DIST = 80.0
 
 
 class Describer:
@@ -138,12 +146,13 @@ class Describer:
                 b.sentence("{r} {pr} {be} {B}.", r=r, pr=pronoun(na), be=be(ng), B=self._ref(g, True))
             self.relations.append([ib, r, ia])
             local += 1
-        if len(b.text.split()) < 52 and self._special(a, ia, na):
+        # SynthRS 1.0 also gated these two sentences on the caption's word count so far, which made the
+        # objects named depend on the (random) wording; 1.1 gates on the number of local sentences only.
+        if self._special(a, ia, na):
             local += 1
         if self._context(plan, ia, na):
             local += 1
-        if (local < 4 and len(b.text.split()) < 50 and self.rng.random() < 0.6
-                and self._context(plan, ia, na, anchor="main")):
+        if local < 4 and self._context(plan, ia, na, anchor="main", max_dist=SECOND_CONTEXT_DIST):
             local += 1
         if local < 2:
             where = rel.region_word(self.geo[a], sc.layout.size, self.style)
@@ -185,9 +194,15 @@ class Describer:
                         return True
         return False
 
-    def _context(self, plan: Plan, ia: int, na: int, anchor: str = "box") -> bool:
-        """A group outside the box, placed relative to the box (or to the boxed group)."""
-        sc, rng = self.scene, self.rng
+    def _context(self, plan: Plan, ia: int, na: int, anchor: str = "box", max_dist: float | None = None) -> bool:
+        """The most salient group outside the box, placed relative to the box (or to the boxed group).
+
+        Salience is deterministic (since SynthRS 1.1): closeness to the box centre, doubled for groups
+        lined up along a road; ties go to the lower group index. SynthRS 1.0 multiplied it by a random
+        factor in [0.5, 1.5), so which outside group the caption named could not be told from the image.
+        ``max_dist`` (pixels from the box centre) bounds the candidates.
+        """
+        sc = self.scene
         x0, y0, x1, y1 = plan.box
         best, best_w = None, 0.0
         for g, geo in self.geo.items():
@@ -196,11 +211,14 @@ class Describer:
             if x0 <= geo.cx <= x1 and y0 <= geo.cy <= y1:
                 continue
             d = float(np.hypot(geo.cx - (x0 + x1) / 2, geo.cy - (y0 + y1) / 2))
-            w = (1.0 + (sc.groups[g].kind == "along")) / (1.0 + d / 50.0) * (0.5 + rng.random())
+            if max_dist is not None and d > max_dist:
+                continue
+            w = (1.0 + (sc.groups[g].kind == "along")) / (1.0 + d / 50.0)
             if w > best_w:
                 best, best_w = g, w
         if best is None:
             return False
+        rng = self.rng
         ng = len(sc.groups[best].ids)
         part, ground = self._participle(best)
         ic = self._pidx()

@@ -37,6 +37,10 @@ _MIN_VISIBLE = 40  # px; objects hidden below this are left unmentioned
 PNG_COMPRESS_LEVEL = 1  # fixed PIL settings: byte-identical PNGs for the same scene
 
 
+# 1.1: the outside-the-box groups a caption names are the most salient ones, no longer a random pick
+# (captions of 1.0 and 1.1 differ; images, boxes and masks of a seed are identical).
+SYNTHRS_VERSION = "1.1"
+
 def split_seed(seed: int, split: str) -> int:
     """Seed of a split's scenes: a 63-bit hash of ``(seed, split)``; different splits never share it."""
     if seed < 0:
@@ -126,7 +130,7 @@ def generate_scene(seed: int, index: int, size: int = 256, hard: bool = False) -
     if hard:
         img, hard_names = degrade(np.random.default_rng([seed, index, 1]), img)
     image = np.clip(img + 0.5, 0, 255).astype(np.uint8)
-    meta = {"source": "synthrs", "scene_type": scene_type, "seed": int(seed), "index": int(index),
+    meta = {"source": "synthrs", "version": SYNTHRS_VERSION, "scene_type": scene_type, "seed": int(seed), "index": int(index),
             "hard": hard_names, "relations": desc.relations, "direction_style": style,
             "num_objects": len(scene.objects),
             "landcover": sorted({str(n) for n in _landcover_names(layout.lc)})}
