@@ -262,6 +262,8 @@ def _set_trainable(model: CLVNet, cfg: CLVNetConfig) -> None:
         model.vision.requires_grad_(True)
         _freeze(model.vision, model.vision.unused_parameters())
     model.projector.requires_grad_(t.projector)
+    if model.grounding_proj is not None:
+        model.grounding_proj.requires_grad_(t.projector)
     model.region.requires_grad_(t.region)
     model.cgformer.requires_grad_(t.cgformer)
     if t.grounding:

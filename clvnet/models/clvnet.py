@@ -24,7 +24,7 @@ from clvnet.models.grounding import GroundingEncoder, GroundingFeatures
 from clvnet.models.mask_decoder import MaskDecoder
 from clvnet.models.processor import CLVNetProcessor
 from clvnet.models.reasoner import VPReasoner, caption_loss, gather_objects
-from clvnet.models.region import RegionEncoder
+from clvnet.models.region import RegionEncoder, roi_align
 from clvnet.models.vision import Projector, VisionEncoder, grid_to_tokens
 
 LOSS_KEYS = ("caption", "mask_bce", "mask_dice", "csc", "rec", "total")
@@ -107,6 +107,11 @@ class CLVNet(nn.Module):
         self.cgformer, self.grounding, self.mask_decoder = cgformer, grounding, mask_decoder
         self.text_relation, self.visual_relation = text_relation, visual_relation
         self.mask_proj, self.phrase_proj = mask_proj, phrase_proj
+        self.grounding_proj: nn.Module | None = None
+        if cfg.grounding.feed_llm:
+            self.grounding_proj = nn.Linear(mask_decoder.width, vision.width)
+            nn.init.zeros_(self.grounding_proj.weight)
+            nn.init.zeros_(self.grounding_proj.bias)
         if mask_proj is not None:
             self.logit_scale = nn.Parameter(torch.tensor(float(cfg.loss.logit_scale_init)))
         self.n_image_tokens = n_image_tokens
@@ -133,26 +138,39 @@ class CLVNet(nn.Module):
         """Encode global views (B, 3, S, S) in [0, 1] once; reuse for every box and query."""
         with _frozen_context(self.vision, images):
             grid, maps = self.vision(images, return_maps=True)                        # (B, Cv, h, w)
-        cells = grid_to_tokens(grid, self.cfg.vision.llm_pool)                      # (B, n_img, Cv)
-        if self.cfg.vision.position_embed:
-            cells = cells + self.region.cell_embedding(math.isqrt(cells.shape[1]), cells)
-        tokens = self.projector(cells)                                                # (B, n_img, D)
         shared = grid if self.grounding.kind == "shared" or getattr(self.grounding, "fuse_vision", False) else None
         with _frozen_context(self.grounding, shared if shared is not None else images):
             feats = self.grounding(images, shared, maps if self.grounding.uses_vision_maps else None)
+        cells = grid_to_tokens(grid, self.cfg.vision.llm_pool)                      # (B, n_img, Cv)
+        side = math.isqrt(cells.shape[1])
+        if self.cfg.vision.position_embed:
+            cells = cells + self.region.cell_embedding(side, cells)
+        if self.grounding_proj is not None:                                           # grounding.feed_llm
+            pooled = F.adaptive_avg_pool2d(feats.embedding, side).flatten(2).transpose(1, 2)
+            cells = cells + self.grounding_proj(pooled.to(cells.dtype))
+        tokens = self.projector(cells)                                                # (B, n_img, D)
         return ImageFeatures(image_tokens=tokens, grounding=feats)
 
     def encode_region(self, regions: torch.Tensor, boxes: torch.Tensor, detections: torch.Tensor | None = None,
-                      detections_valid: torch.Tensor | None = None, window: torch.Tensor | None = None
-                      ) -> torch.Tensor:
+                      detections_valid: torch.Tensor | None = None, window: torch.Tensor | None = None,
+                      grounding: GroundingFeatures | None = None) -> torch.Tensor:
         """Region tokens f_r (B, K, D) from box crops (B, 3, R, R) and boxes (B, 4) normalised xyxy.
 
         ``window`` (B, 4) is the image area the crop canvas spans (the dataset's ``region_window``).
+        With ``grounding.feed_llm`` the global grounding embedding (``grounding``) is RoI-pooled over
+        each token's box and added.
         """
         size = max(self.vision.patch_size, regions.shape[-1] // self.vision.patch_size * self.vision.patch_size)
         with _frozen_context(self.vision, regions):
             grid = self.vision(regions, size=size)
-        return self.projector(self.region(grid, boxes, detections, detections_valid, window))
+        tokens = self.region(grid, boxes, detections, detections_valid, window)       # (B, K, Cv)
+        if self.grounding_proj is not None:
+            if grounding is None:
+                raise ValueError("grounding.feed_llm is on: encode_region needs the image's grounding features")
+            token_boxes = self.region.token_boxes(boxes, detections)                  # (B, K, 4)
+            pooled = roi_align(grounding.embedding, token_boxes.to(grounding.embedding.dtype), 1)[:, :, 0]
+            tokens = tokens + self.grounding_proj(pooled.to(tokens.dtype))
+        return self.projector(tokens)
 
     def context_tokens(self, feats: ImageFeatures, regions: torch.Tensor | None, boxes: torch.Tensor | None,
                        detections: torch.Tensor | None = None, detections_valid: torch.Tensor | None = None,
@@ -162,7 +180,7 @@ class CLVNet(nn.Module):
             return None, feats.image_tokens
         if regions is None or boxes is None:
             raise ValueError("use_box_prompt is on: regions and boxes are required")
-        f_r = self.encode_region(regions, boxes, detections, detections_valid, window)
+        f_r = self.encode_region(regions, boxes, detections, detections_valid, window, feats.grounding)
         return f_r, f_r
 
     def decode_masks(self, f_h: torch.Tensor, f_r: torch.Tensor, obj_mask: torch.Tensor, grounding: GroundingFeatures,

@@ -118,6 +118,10 @@ class GroundingConfig:
     conv_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 64])   # conv: stride 2/4/8/16 widths
     conv_embed_stride: int = 8               # conv: embedding stride, 8 (finer masks) or 16 (cheaper decoder)
     fuse_vision: bool = False                # conv: add E_v's grid to the embedding
+    # Also feed the grounding embedding to the LLM: pooled onto the image-token grid and RoI-pooled for
+    # each region token, through a zero-initialised linear map added before φ_l. Not in the paper
+    # (its LLM sees E_v only); the quickstart experiment turns it on (design §7).
+    feed_llm: bool = False
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 

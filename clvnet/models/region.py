@@ -151,6 +151,18 @@ class RegionEncoder(nn.Module):
             boxes = torch.cat([box[:, None], detections], dim=1)
         return tokens + self.box_mlp(box_features(boxes))
 
+    def token_boxes(self, box: torch.Tensor, detections: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, K, 4) normalised image xyxy each region token covers (the box, then its cells or detections)."""
+        if self.mode == "grid":
+            bw = (box[:, 2:] - box[:, :2]).clamp(min=1e-6)
+            local = cell_boxes(self.grid, box.device, box.dtype)
+            cells = torch.cat([box[:, None, :2] + local[None, :, :2] * bw[:, None],
+                               box[:, None, :2] + local[None, :, 2:] * bw[:, None]], dim=-1)
+            return torch.cat([box[:, None], cells], dim=1)
+        det = box.new_zeros(box.shape[0], 0, 4) if detections is None else detections
+        det = F.pad(det, (0, 0, 0, self.num_detections - det.shape[1]))
+        return torch.cat([box[:, None], det], dim=1)
+
     def cell_embedding(self, side: int, like: torch.Tensor) -> torch.Tensor:
         """(side*side, C) box-MLP embedding of each cell of the global image's token grid.
 
