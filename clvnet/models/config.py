@@ -29,7 +29,7 @@ TINY_CLIP_VISION: dict[str, Any] = {
 
 @dataclass
 class VisionConfig:
-    """E_v: a ``CLIPVisionModel`` (``kind: clip``) or a ``ConvNextModel`` (``kind: convnext``, the tiny preset).
+    """E_v: a ``CLIPVisionModel`` (``kind: clip``, every preset) or a ``ConvNextModel`` (``kind: convnext``).
 
     ``config`` holds ``CLIPVisionConfig`` / ``ConvNextConfig`` kwargs (ignored when pretrained).
     """

@@ -8,7 +8,7 @@ Four kinds, chosen by ``grounding.kind``:
 * ``sam``: ``SamVisionEncoder`` (ViT), for the Table III "SAM decoder" ablation; no high-res maps.
 * ``shared``: reuses E_v's own features, so no second image encoder runs.
 
-  - A ConvNeXt E_v (the tiny preset) gives a pyramid: its stride-16 stage map plus its (upsampled)
+  - A ConvNeXt E_v (``vision.kind: convnext``) gives a pyramid: its stride-16 stage map plus its (upsampled)
     selected grid is the embedding, and its stride-4 and stride-8 stage maps are SAM2's two
     high-resolution maps (1×1 convs to the decoder width), like SAM2's FPN neck over Hiera.
   - A CLIP E_v's patch grid (a 1×1 conv to the decoder width) gets a three-layer conv stem (4×4

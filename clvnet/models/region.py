@@ -124,15 +124,9 @@ class RegionEncoder(nn.Module):
 
         full = to_canvas(box[:, None])                                                   # (B, 1, 4)
         whole = roi_align(crop_grid, full, 1, self.sampling * self.grid)[:, 0]        # (B, 1, C)
-        bw = (box[:, 2:] - box[:, :2]).clamp(min=1e-6)                                  # (B, 2)
         if self.mode == "grid":
-            g = self.grid
-            cells = roi_align(crop_grid, full, g, self.sampling)[:, 0]                  # (B, g*g, C)
-            local = cell_boxes(g, box.device, box.dtype)                                 # (g*g, 4) crop coords
-            img_boxes = torch.cat([box[:, None, :2] + local[None, :, :2] * bw[:, None],
-                                   box[:, None, :2] + local[None, :, 2:] * bw[:, None]], dim=-1)
+            cells = roi_align(crop_grid, full, self.grid, self.sampling)[:, 0]          # (B, g*g, C)
             tokens = torch.cat([whole, cells], dim=1)                                  # (B, K, C)
-            boxes = torch.cat([box[:, None], img_boxes], dim=1)                         # (B, K, 4)
         else:
             n = self.num_detections
             if detections is None:
@@ -148,8 +142,7 @@ class RegionEncoder(nn.Module):
             det = roi_align(crop_grid, local, 1, self.sampling)[:, :, 0]                 # (B, n, C)
             det = torch.where(valid[..., None], det, self.pad_token.expand_as(det))
             tokens = torch.cat([whole, det], dim=1)
-            boxes = torch.cat([box[:, None], detections], dim=1)
-        return tokens + self.box_mlp(box_features(boxes))
+        return tokens + self.box_mlp(box_features(self.token_boxes(box, detections)))
 
     def token_boxes(self, box: torch.Tensor, detections: torch.Tensor | None = None) -> torch.Tensor:
         """(B, K, 4) normalised image xyxy each region token covers (the box, then its cells or detections)."""

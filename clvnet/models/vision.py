@@ -1,9 +1,9 @@
 """E_v (a ``transformers.CLIPVisionModel`` or ``ConvNextModel``) and the 2-layer MLP projector φ_l (paper eq. 1).
 
-The paper's E_v is CLIP ViT-L/14-336. The ``tiny`` preset, trained from scratch on a CPU, uses a
-small ConvNeXt instead (design §7): convolutions learn from a few thousand scenes far faster than a
-ViT, and its stride-4/8/16 stage maps double as the grounding encoder's pyramid (``grounding.kind:
-shared``), so the mask loss trains the same features the LLM reads.
+The paper's E_v is CLIP ViT-L/14-336, and every preset (``tiny`` included) uses CLIP. A ConvNeXt E_v
+(``vision.kind: convnext``) is an option: its stride-4/8/16 stage maps double as the grounding encoder's
+pyramid (``grounding.kind: shared``), so one backbone serves the LLM and the mask decoder. As the tiny
+quickstart's backbone it learned masks far slower than CLIP + the conv grounding (design §7).
 """
 
 from __future__ import annotations

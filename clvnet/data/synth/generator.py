@@ -38,8 +38,9 @@ PNG_COMPRESS_LEVEL = 1  # fixed PIL settings: byte-identical PNGs for the same s
 
 
 # 1.1: the outside-the-box groups a caption names are the most salient ones, no longer a random pick
-# (captions of 1.0 and 1.1 differ; images, boxes and masks of a seed are identical).
+# (images and boxes of a seed are identical in 1.0 and 1.1; captions, phrases and their masks differ).
 SYNTHRS_VERSION = "1.1"
+
 
 def split_seed(seed: int, split: str) -> int:
     """Seed of a split's scenes: a 63-bit hash of ``(seed, split)``; different splits never share it."""
