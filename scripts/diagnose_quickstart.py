@@ -8,8 +8,9 @@ Reads the run's ``checkpoint/``, ``train_config.yaml`` and ``data/test/records.j
    generated caption, and how often some predicted mask hits each GT phrase (IoU >= 0.5), inside vs outside
    the box;
 2. the teacher-forced caption loss per word (which words carry the loss);
-3. the caption loss when the image tokens, or the region tokens (crop features + box embedding), are
-   swapped between samples: how much the caption depends on each input.
+3. the caption loss when the image tokens, or the region tokens (crop features + box embedding, and the
+   box mark on the image tokens with ``region.box_mark``), are swapped between samples: how much the
+   caption depends on each input.
 """
 
 from __future__ import annotations
@@ -65,11 +66,14 @@ def caption_losses(model: CLVNet, ds: GCGDataset, n: int, batch_size: int = 16
         _, inputs = collate([ds[i] for i in idx])
         feats = model.encode_image(inputs["image"])
         f_r, _ = model.context_tokens(feats, inputs["region"], inputs["box"], None, None, inputs.get("region_window"))
+        mark = model.mark_box(feats, inputs["box"]).image_tokens - feats.image_tokens   # region.box_mark (or 0)
         roll = torch.roll(torch.arange(len(idx)), 1)
         labels = inputs["labels"][:, 1:]
         for name in swaps:
             img = feats.image_tokens[roll] if name in ("image tokens swapped", "both swapped") else feats.image_tokens
-            reg = f_r[roll] if f_r is not None and name in ("region tokens swapped", "both swapped") else f_r
+            swap_box = name in ("region tokens swapped", "both swapped")
+            reg = f_r[roll] if f_r is not None and swap_box else f_r
+            img = img + (mark[roll] if swap_box else mark)
             logits, _, _ = model.reasoner(model.reasoner.embed(inputs["input_ids"], img, reg), inputs["attention_mask"])
             ce = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(), ignore_index=-100,
                                  reduction="none").view(labels.shape)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,8 +91,14 @@ class DatasetConfig:
     min_region: int = 16  # boxes smaller than this (pixels per side) are grown around their centre
     region_resize: Literal["pad", "stretch"] = "pad"
     validate: bool = True  # validate each record (spans, box, RLE sizes) when it is read
+    # Keep each prepared sample (per flip variant, as uint8) in memory after its first read, up to this many
+    # MB (0 = off). Epochs after the first then skip PNG/RLE decoding and resizing. The cache lives in the
+    # process that reads, so use it with ``num_workers: 0`` (loader workers are rebuilt every epoch).
+    cache_mb: int = 0
 
     def __post_init__(self) -> None:
+        if self.cache_mb < 0:
+            raise ValueError(f"DatasetConfig.cache_mb must be >= 0, got {self.cache_mb}")
         for name in ("image_size", "region_size", "mask_size", "min_region"):
             if getattr(self, name) < 1:
                 raise ValueError(f"DatasetConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -115,6 +122,8 @@ class GCGDataset(Dataset[dict[str, Any]]):
         self.cfg = cfg or DatasetConfig()
         self.train, self.seed, self.epoch = train, seed, 0
         self._records: list[GCGRecord] | None = None
+        self._cache: dict[tuple[int, bool], dict[str, Any]] = {}
+        self._cache_bytes, self._cache_full = 0, False
         self._offsets: list[tuple[int, int]] = []  # (byte offset, line number)
         if isinstance(source, (str, Path)):
             self.path: Path | None = Path(source)
@@ -177,6 +186,35 @@ class GCGDataset(Dataset[dict[str, Any]]):
         return rec
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        rng = random.Random(f"{self.seed}|{self.epoch}|{i}")
+        flip = self.train and self.cfg.hflip > 0 and rng.random() < self.cfg.hflip
+        sample = self._cache.get((i, flip)) if self.cfg.cache_mb else None
+        if sample is None:
+            sample = self._prepare(i, flip)
+            if self.cfg.cache_mb:
+                self._store((i, flip), sample)
+        out = dict(sample)
+        out["image"] = sample["image"].float().div_(255.0)
+        out["region"] = sample["region"].float().div_(255.0)
+        out["masks"] = sample["masks"].float()
+        out["region_window"] = sample["region_window"].clone()
+        out["box"] = sample["box"].clone()
+        out["phrase_texts"] = list(sample["phrase_texts"])
+        return out
+
+    def _store(self, key: tuple[int, bool], sample: dict[str, Any]) -> None:
+        size = sum(v.nbytes for v in sample.values() if isinstance(v, torch.Tensor))
+        if self._cache_bytes + size > self.cfg.cache_mb * 2**20:
+            if not self._cache_full:
+                self._cache_full = True
+                warnings.warn(f"dataset cache of {self.path or 'records'} is full ({self.cfg.cache_mb} MB, "
+                              f"{len(self._cache)} samples); later samples are decoded on every read", stacklevel=3)
+            return
+        self._cache[key] = sample
+        self._cache_bytes += size
+
+    def _prepare(self, i: int, flip: bool) -> dict[str, Any]:
+        """Sample ``i`` with images as uint8 (3, H, W) tensors and masks as uint8 {0, 1}."""
         rec = self.record(i)
         path = rec.image_path(self.root)
         img = load_image(path)
@@ -187,8 +225,7 @@ class GCGDataset(Dataset[dict[str, Any]]):
         box = rec.box if rec.box is not None else (0.0, 0.0, float(w), float(h))
         masks = [rle_utils.union(p.masks, h, w) for p in sorted(rec.phrases, key=lambda p: p.span)]
         tagged = rec.tagged()
-        rng = random.Random(f"{self.seed}|{self.epoch}|{i}")
-        if self.train and self.cfg.hflip > 0 and rng.random() < self.cfg.hflip:
+        if flip:
             img = np.ascontiguousarray(img[:, ::-1])
             masks = [np.ascontiguousarray(m[:, ::-1]) for m in masks]
             box = (w - box[2], box[1], w - box[0], box[3])
@@ -200,12 +237,12 @@ class GCGDataset(Dataset[dict[str, Any]]):
         region, window = self._region(img, box)
         s, m = self.cfg.image_size, self.cfg.mask_size
         return {
-            "image": _to_tensor(np.asarray(Image.fromarray(img).resize((s, s), Image.Resampling.BILINEAR))),
-            "region": _to_tensor(region),
+            "image": _to_uint8(np.asarray(Image.fromarray(img).resize((s, s), Image.Resampling.BILINEAR))),
+            "region": _to_uint8(region),
             "region_window": torch.tensor(window, dtype=torch.float32),
             "box": torch.tensor([box[0] / w, box[1] / h, box[2] / w, box[3] / h], dtype=torch.float32),
-            "masks": torch.from_numpy(np.stack([resize_mask(x, m) for x in masks]) if masks
-                                      else np.zeros((0, m, m), np.float32)),
+            "masks": torch.from_numpy(np.stack([resize_mask(x, m) for x in masks]).astype(np.uint8) if masks
+                                      else np.zeros((0, m, m), np.uint8)),
             "target": tagged,
             "caption": caption,
             "phrase_texts": [p.text for p in phrases],
@@ -283,8 +320,8 @@ def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def _to_tensor(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
+def _to_uint8(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).contiguous()
 
 
 def collate_gcg(samples: list[dict[str, Any]]) -> dict[str, Any]:

@@ -79,6 +79,10 @@ class Trainer:
 
         self.train_set = GCGDataset(cfg.data.train, cfg.data.dataset, train=True, seed=t.seed)
         self.val_set = GCGDataset(cfg.data.val, cfg.data.dataset, train=False) if cfg.data.val else None
+        if cfg.data.dataset.cache_mb and cfg.data.num_workers and self.acc.is_main_process:
+            log.warning("data.dataset.cache_mb=%d with data.num_workers=%d: each worker keeps its own cache and "
+                        "loses it when the loader is rebuilt every epoch; use num_workers=0 with the cache",
+                        cfg.data.dataset.cache_mb, cfg.data.num_workers)
         captions = [r.caption for r in read_jsonl(cfg.data.train)]
         model = build_or_resume_model(cfg.model, captions, self.resume_dir)
         if t.gradient_checkpointing:

@@ -265,6 +265,9 @@ def _set_trainable(model: CLVNet, cfg: CLVNetConfig) -> None:
     if model.grounding_proj is not None:
         model.grounding_proj.requires_grad_(t.projector)
     model.region.requires_grad_(t.region)
+    for mark in (model.box_mark_llm, model.box_mark_mask):
+        if mark is not None:
+            mark.requires_grad_(t.region)
     model.cgformer.requires_grad_(t.cgformer)
     if t.grounding:
         model.grounding.requires_grad_(True)

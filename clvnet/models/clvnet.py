@@ -24,7 +24,7 @@ from clvnet.models.grounding import GroundingEncoder, GroundingFeatures
 from clvnet.models.mask_decoder import MaskDecoder
 from clvnet.models.processor import CLVNetProcessor
 from clvnet.models.reasoner import VPReasoner, caption_loss, gather_objects
-from clvnet.models.region import RegionEncoder, roi_align
+from clvnet.models.region import BoxMark, RegionEncoder, roi_align
 from clvnet.models.vision import Projector, VisionEncoder, grid_to_tokens
 
 LOSS_KEYS = ("caption", "mask_bce", "mask_dice", "csc", "rec", "total")
@@ -112,6 +112,9 @@ class CLVNet(nn.Module):
             self.grounding_proj = nn.Linear(mask_decoder.width, vision.width)
             nn.init.zeros_(self.grounding_proj.weight)
             nn.init.zeros_(self.grounding_proj.bias)
+        mark = cfg.region.box_mark
+        self.box_mark_llm = BoxMark(projector.fc2.out_features) if mark in ("llm", "both") else None
+        self.box_mark_mask = BoxMark(mask_decoder.width) if mark in ("mask", "both") else None
         if mask_proj is not None:
             self.logit_scale = nn.Parameter(torch.tensor(float(cfg.loss.logit_scale_init)))
         self.n_image_tokens = n_image_tokens
@@ -172,6 +175,26 @@ class CLVNet(nn.Module):
             tokens = tokens + self.grounding_proj(pooled.to(tokens.dtype))
         return self.projector(tokens)
 
+    def mark_box(self, feats: ImageFeatures, boxes: torch.Tensor | None) -> ImageFeatures:
+        """The image features with the box marked on them (``region.box_mark``); unchanged when off.
+
+        ``feats`` (one row per box) stays box-independent, so it can be cached across boxes.
+        """
+        if boxes is None or (self.box_mark_llm is None and self.box_mark_mask is None):
+            return feats
+        tokens, grounding = feats.image_tokens, feats.grounding
+        if self.box_mark_llm is not None:
+            tokens = tokens + self.box_mark_llm(boxes, math.isqrt(tokens.shape[1])).to(tokens.dtype)
+        if self.box_mark_mask is not None:
+            emb = grounding.embedding
+            b, _, h, w = emb.shape
+            if h != w:
+                raise ValueError(f"region.box_mark needs a square grounding embedding, got {h}x{w}")
+            mark = self.box_mark_mask(boxes, h).transpose(1, 2).reshape(b, -1, h, w).to(emb.dtype)
+            dense = mark if grounding.dense_prompt is None else grounding.dense_prompt + mark
+            grounding = GroundingFeatures(emb, grounding.positional, grounding.high_res, dense)
+        return ImageFeatures(tokens, grounding)
+
     def context_tokens(self, feats: ImageFeatures, regions: torch.Tensor | None, boxes: torch.Tensor | None,
                        detections: torch.Tensor | None = None, detections_valid: torch.Tensor | None = None,
                        window: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -207,6 +230,7 @@ class CLVNet(nn.Module):
                for k in ("region", "box", "detections", "detections_valid", "region_window")}
         f_r_prompt, f_r = self.context_tokens(feats, opt["region"], opt["box"], opt["detections"],
                                               opt["detections_valid"], opt["region_window"])
+        feats = self.mark_box(feats, opt["box"] if self.cfg.use_box_prompt else None)
         embeds = self.reasoner.embed(input_ids, feats.image_tokens, f_r_prompt)
         logits, hidden, _ = self.reasoner(embeds, attn)
         l_cap = caption_loss(logits, labels)

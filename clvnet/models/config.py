@@ -64,6 +64,10 @@ class RegionConfig:
     num_detections: int = 8         # token slots for the detection path (padded with a learned token)
     sampling: int = 2               # bilinear samples per RoI cell side (RoIAlign-style)
     box_embed_hidden: int = 64      # hidden width of the box-coordinate MLP
+    # Also mark the box on the global view: a box-relative embedding of every cell (inside / above /
+    # left of the box ...) added to the LLM's image tokens ("llm"), to the mask decoder's dense prompt
+    # ("mask") or both. Not in the paper (its LLM locates the box from f_r alone); see design §7.
+    box_mark: Literal["none", "llm", "mask", "both"] = "none"
 
 
 @dataclass

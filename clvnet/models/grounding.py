@@ -90,16 +90,20 @@ class GroundingFeatures:
         positional: (1, C, h, w) image-wide positional embedding.
         high_res: two maps (B, C, 4h, 4w) and (B, C, 2h, 2w) before the decoder's conv_s0/conv_s1,
             or None (SAM ViT).
+        dense_prompt: (B, C, h, w) added to the decoder's "no mask" dense prompt embedding (the box
+            mark, ``region.box_mark``), or None.
     """
 
     embedding: torch.Tensor
     positional: torch.Tensor
     high_res: list[torch.Tensor] | None = None
+    dense_prompt: torch.Tensor | None = None
 
     def select(self, index: torch.Tensor) -> GroundingFeatures:
         """Rows ``index`` of the batch (for several boxes on one image)."""
         hr = None if self.high_res is None else [h[index] for h in self.high_res]
-        return GroundingFeatures(self.embedding[index], self.positional, hr)
+        dp = None if self.dense_prompt is None else self.dense_prompt[index]
+        return GroundingFeatures(self.embedding[index], self.positional, hr, dp)
 
 
 def wide_positional(pos_module: nn.Module, h: int, w: int) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 Each object's f_g row is projected to the decoder width and becomes that object's single sparse
 prompt token (objects ride SAM's "point batch" axis), with ``multimask_output=False`` and SAM's
-"no mask" dense embedding.
+"no mask" dense embedding (plus the box mark, when ``region.box_mark`` gives one).
 
 The decoder's output mask token of object i is its visual representation m_i (for L_csc) and
 f_h^v (for L_rec):
@@ -74,6 +74,8 @@ class MaskDecoder(nn.Module):
             return emb.new_zeros(b, 0, *side), emb.new_zeros(b, 0, self.width)
         sparse = self.prompt_proj(f_g)[:, :, None, :]                                 # (B, N, 1, C)
         dense = self.no_mask_embed.view(1, -1, 1, 1).expand(b, -1, h, w)
+        if feats.dense_prompt is not None:
+            dense = dense + feats.dense_prompt
         pos = feats.positional.expand(b, -1, -1, -1)
         if self.kind == "sam2":
             if feats.high_res is None:

@@ -205,3 +205,45 @@ def test_span_mismatch_and_rle_size(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=f"RLE size {H}x{W + 4} differs") as e:
         GCGDataset(tmp_path / "rle.jsonl")[0]
     assert "phrases[0].masks[0]" in str(e.value)
+
+
+def test_cache_returns_the_same_samples_without_rereading(tmp_path: Path) -> None:
+    recs = [make_record(tmp_path, f"c{i}", box=(8, 18, 32, 32)) for i in range(4)]
+    base = DatasetConfig(root=str(tmp_path), image_size=W, mask_size=W, hflip=0.5)
+    plain = GCGDataset(recs, base, train=True, seed=1)
+    cached = GCGDataset(recs, DatasetConfig(**{**base.__dict__, "cache_mb": 64}), train=True, seed=1)
+    seen: dict[tuple[int, int], dict] = {}
+    for epoch in (0, 1, 2):
+        plain.set_epoch(epoch)
+        cached.set_epoch(epoch)
+        for i in range(4):
+            a, b = cached[i], plain[i]
+            assert a.keys() == b.keys()
+            for k, v in a.items():
+                if isinstance(v, torch.Tensor):
+                    assert v.dtype == b[k].dtype and torch.equal(v, b[k]), k
+                else:
+                    assert v == b[k], k
+            seen[(epoch, i)] = b
+    assert len(cached._cache) == len({(i, bool(s["box"][0] != seen[(0, i)]["box"][0])) for (_, i), s in seen.items()})
+    for p in tmp_path.glob("*.png"):          # a hit must not touch the image file again
+        p.unlink()
+    for (epoch, i), b in seen.items():
+        cached.set_epoch(epoch)
+        assert torch.equal(cached[i]["image"], b["image"]) and cached[i]["target"] == b["target"]
+    sample = cached[0]
+    sample["image"].mul_(0)                        # callers may modify what they get; the cache is unchanged
+    sample["phrase_texts"].append("x")
+    assert cached[0]["image"].sum() > 0 and cached[0]["phrase_texts"] == seen[(2, 0)]["phrase_texts"]
+
+
+def test_cache_bound_warns_once_and_keeps_serving(tmp_path: Path) -> None:
+    recs = [make_record(tmp_path, f"b{i}") for i in range(3)]
+    ds = GCGDataset(recs, DatasetConfig(root=str(tmp_path), image_size=W, mask_size=W, cache_mb=1), train=False)
+    one = sum(v.nbytes for v in ds._prepare(0, False).values() if isinstance(v, torch.Tensor))
+    ds._cache_bytes = 2**20 - one                   # room for exactly one more sample
+    with pytest.warns(UserWarning, match="cache .* is full"):
+        samples = [ds[i] for i in range(3)]
+    assert len(ds._cache) == 1 and all(s["image"].shape == (3, W, W) for s in samples)
+    with pytest.raises(ValueError, match="cache_mb"):
+        DatasetConfig(cache_mb=-1)
