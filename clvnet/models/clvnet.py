@@ -294,14 +294,15 @@ class CLVNet(nn.Module):
                  query: str | list[str] | None = None, image_features: ImageFeatures | None = None,
                  max_new_tokens: int | None = None, streamer: Any = None, use_cache: bool | None = None,
                  mask_size: int | None = None, detections: torch.Tensor | None = None,
-                 detections_valid: torch.Tensor | None = None, region_windows: torch.Tensor | None = None
-                 ) -> list[GenerationOutput]:
+                 detections_valid: torch.Tensor | None = None, region_windows: torch.Tensor | None = None,
+                 num_beams: int | None = None) -> list[GenerationOutput]:
         """Caption and segment each box; see :func:`clvnet.models.generation.generate`."""
         from clvnet.models.generation import generate
 
         return generate(self, images, regions, boxes, query=query, image_features=image_features,
                         max_new_tokens=max_new_tokens, streamer=streamer, use_cache=use_cache, mask_size=mask_size,
-                        detections=detections, detections_valid=detections_valid, region_windows=region_windows)
+                        detections=detections, detections_valid=detections_valid, region_windows=region_windows,
+                        num_beams=num_beams)
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write config.yaml, model.safetensors, tokenizer/ (and adapter/ with LoRA)."""

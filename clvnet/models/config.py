@@ -164,6 +164,8 @@ class GenerationConfig:
 
     max_new_tokens: int = 512
     use_cache: bool = True
+    num_beams: int = 1                       # 1 = greedy; more = beam search (streams each text at the end)
+    length_penalty: float = 1.0              # beam search: the final choice divides scores by length ** this
 
 
 @dataclass

@@ -44,8 +44,8 @@ def generate(model: CLVNet, images: torch.Tensor, regions: torch.Tensor | None, 
              query: str | list[str] | None = None, image_features: ImageFeatures | None = None,
              max_new_tokens: int | None = None, streamer: Streamer | None = None, use_cache: bool | None = None,
              mask_size: int | None = None, detections: torch.Tensor | None = None,
-             detections_valid: torch.Tensor | None = None, region_windows: torch.Tensor | None = None
-             ) -> list[GenerationOutput]:
+             detections_valid: torch.Tensor | None = None, region_windows: torch.Tensor | None = None,
+             num_beams: int | None = None) -> list[GenerationOutput]:
     """Caption and ground every box.
 
     Args:
@@ -56,18 +56,18 @@ def generate(model: CLVNet, images: torch.Tensor, regions: torch.Tensor | None, 
         query: one query for all boxes, or one per box (must contain ``<BOX>``); default: the template.
         image_features: the cached ``model.encode_image(images)`` (1 or B rows).
         max_new_tokens: default ``cfg.generation.max_new_tokens``; decoding stops at EOS.
-        streamer: called as ``streamer(box_index, text_increment)`` after every step.
+        streamer: called as ``streamer(box_index, text_increment)`` after every step (greedy).
         use_cache: default ``cfg.generation.use_cache``; False re-encodes the sequence every step.
         mask_size: side of the returned masks (default ``cfg.mask_decoder.mask_size``).
         detections, detections_valid: (B, n, 4) boxes inside each region and (B, n) validity, for
             ``region.mode: detections``.
         region_windows: (B, 4) image area each crop canvas spans (when crops were padded to squares).
+        num_beams: default ``cfg.generation.num_beams``; above 1, beam search (:mod:`clvnet.models.beam`),
+            which needs the KV cache; a streamer then gets each box's text in one piece at the end.
 
     Returns:
         One :class:`GenerationOutput` per box.
     """
-    from clvnet.models.clvnet import GenerationOutput
-
     cfg = model.cfg
     proc = model.processor
     if proc is None:
@@ -100,6 +100,20 @@ def generate(model: CLVNet, images: torch.Tensor, regions: torch.Tensor | None, 
     budget = cfg.generation.max_new_tokens if max_new_tokens is None else max_new_tokens
     reasoner, embed_tokens = model.reasoner, model.reasoner.llm.get_input_embeddings()
 
+    beams = cfg.generation.num_beams if num_beams is None else num_beams
+    if beams < 1:
+        raise ValueError(f"num_beams must be >= 1, got {beams}")
+    if beams > 1:
+        if not cache:
+            raise ValueError("beam search (num_beams > 1) needs use_cache=True")
+        from clvnet.models.beam import beam_search
+
+        best = beam_search(reasoner, embed_tokens, embeds, attn, pos, ids, beams, budget,
+                           cfg.generation.length_penalty)
+        texts = [r.token_ids for r in best]
+        if streamer is not None:       # the best hypothesis is known only at the end: one piece per box
+            _stream(model.tokenizer, texts, [""] * n, streamer, torch.ones(n, dtype=torch.bool))
+        return _finish(model, texts, [r.seg_states for r in best], embeds.shape[-1], f_r, feats, mask_size)
     logits, _, past = reasoner(embeds, attn, pos, use_cache=cache)
     gen: list[list[int]] = [[] for _ in range(n)]
     seg_states: list[list[torch.Tensor]] = [[] for _ in range(n)]
@@ -134,15 +148,23 @@ def generate(model: CLVNet, images: torch.Tensor, regions: torch.Tensor | None, 
             break
         cur = logits[:, -1].argmax(-1)
 
+    return _finish(model, gen, seg_states, embeds.shape[-1], f_r, feats, mask_size)
+
+
+def _finish(model: CLVNet, gen: list[list[int]], seg_states: list[list[torch.Tensor]], d: int,
+            f_r: torch.Tensor, feats: ImageFeatures, mask_size: int | None) -> list[GenerationOutput]:
+    """One CMDecoder pass over every box's [SEG] states, then the parsed outputs."""
+    from clvnet.models.clvnet import GenerationOutput
+
+    n, dev = len(gen), model.device
     n_max = max([len(s) for s in seg_states] + [0])
-    d = embeds.shape[-1]
     f_h = torch.zeros(n, n_max, d, dtype=model.head_dtype, device=dev)
     obj_mask = torch.zeros(n, n_max, dtype=torch.bool, device=dev)
     for b, states in enumerate(seg_states):
         if states:
             f_h[b, :len(states)] = torch.stack(states).to(f_h.dtype)
             obj_mask[b, :len(states)] = True
-    size = mask_size or cfg.mask_decoder.mask_size
+    size = mask_size or model.cfg.mask_decoder.mask_size
     mask_logits, _, _ = model.decode_masks(f_h, f_r, obj_mask, feats.grounding, size)   # (B, n_max, M, M)
     return [_output(GenerationOutput, model.tokenizer, gen[b], mask_logits[b, : len(seg_states[b])])
             for b in range(n)]
