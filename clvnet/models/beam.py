@@ -53,11 +53,11 @@ def beam_search(reasoner: Any, embed_tokens: Any, embeds: torch.Tensor, attn: to
     tokens: list[list[int]] = [[] for _ in range(rows)]
     segs: list[list[torch.Tensor]] = [[] for _ in range(rows)]
     step_logits = logits[:, -1].float()
+    vocab = step_logits.shape[-1]
+    done_row = torch.full((vocab,), float("-inf"), device=dev)   # a finished hypothesis only continues with pad
+    done_row[ids.pad] = 0.0
     for step in range(budget):
         logp = torch.log_softmax(step_logits, dim=-1)                          # (rows, V)
-        vocab = logp.shape[-1]
-        done_row = torch.full_like(logp, float("-inf"))
-        done_row[:, ids.pad] = 0.0
         logp = torch.where(finished[:, None], done_row, logp)
         cand = (scores.view(rows, 1) + logp).view(n, k * vocab)
         top, flat = cand.topk(k, dim=-1)                                          # (n, k)
@@ -66,8 +66,9 @@ def beam_search(reasoner: Any, embed_tokens: Any, embeds: torch.Tensor, attn: to
         src = parent.flatten()
         cur = token.flatten()
         scores = top
-        tokens = [list(tokens[int(r)]) for r in src]
-        segs = [list(segs[int(r)]) for r in src]
+        parents = src.tolist()
+        tokens = [list(tokens[r]) for r in parents]
+        segs = [list(segs[r]) for r in parents]
         finished = finished[src]
         is_eos = (cur == ids.eos) & ~finished
         for r in (~finished & ~is_eos).nonzero().flatten().tolist():

@@ -178,9 +178,10 @@ class CLVNet(nn.Module):
     def mark_box(self, feats: ImageFeatures, boxes: torch.Tensor | None) -> ImageFeatures:
         """The image features with the box marked on them (``region.box_mark``); unchanged when off.
 
-        ``feats`` (one row per box) stays box-independent, so it can be cached across boxes.
+        Unchanged too without a box or with ``use_box_prompt`` off. ``feats`` (one row per box) stays
+        box-independent, so it can be cached across boxes.
         """
-        if boxes is None or (self.box_mark_llm is None and self.box_mark_mask is None):
+        if boxes is None or not self.cfg.use_box_prompt or (self.box_mark_llm is None and self.box_mark_mask is None):
             return feats
         tokens, grounding = feats.image_tokens, feats.grounding
         if self.box_mark_llm is not None:
@@ -230,7 +231,7 @@ class CLVNet(nn.Module):
                for k in ("region", "box", "detections", "detections_valid", "region_window")}
         f_r_prompt, f_r = self.context_tokens(feats, opt["region"], opt["box"], opt["detections"],
                                               opt["detections_valid"], opt["region_window"])
-        feats = self.mark_box(feats, opt["box"] if self.cfg.use_box_prompt else None)
+        feats = self.mark_box(feats, opt["box"])
         embeds = self.reasoner.embed(input_ids, feats.image_tokens, f_r_prompt)
         logits, hidden, _ = self.reasoner(embeds, attn)
         l_cap = caption_loss(logits, labels)

@@ -82,7 +82,7 @@ def generate(model: CLVNet, images: torch.Tensor, regions: torch.Tensor | None, 
         feats, regions, boxes, None if detections is None else detections.to(dev),
         None if detections_valid is None else detections_valid.to(dev),
         _rows(None if region_windows is None else region_windows.to(dev), n, "region_windows"))
-    feats = model.mark_box(feats, boxes if cfg.use_box_prompt else None)
+    feats = model.mark_box(feats, boxes)
     queries = query if isinstance(query, list) else [query] * n  # type: ignore[list-item]
     if len(queries) != n:
         raise ValueError(f"{len(queries)} queries for {n} boxes")
