@@ -262,8 +262,9 @@ def _set_trainable(model: CLVNet, cfg: CLVNetConfig) -> None:
         model.vision.requires_grad_(True)
         _freeze(model.vision, model.vision.unused_parameters())
     model.projector.requires_grad_(t.projector)
-    if model.grounding_proj is not None:
-        model.grounding_proj.requires_grad_(t.projector)
+    for merge in (model.grounding_proj, model.token_merge):
+        if merge is not None:
+            merge.requires_grad_(t.projector)
     model.region.requires_grad_(t.region)
     for mark in (model.box_mark_llm, model.box_mark_mask):
         if mark is not None:

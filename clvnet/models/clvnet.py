@@ -25,7 +25,7 @@ from clvnet.models.mask_decoder import MaskDecoder
 from clvnet.models.processor import CLVNetProcessor
 from clvnet.models.reasoner import VPReasoner, caption_loss, gather_objects
 from clvnet.models.region import BoxMark, RegionEncoder, roi_align
-from clvnet.models.vision import Projector, VisionEncoder, grid_to_tokens
+from clvnet.models.vision import Projector, TokenMerge, VisionEncoder, grid_to_tokens
 
 LOSS_KEYS = ("caption", "mask_bce", "mask_dice", "csc", "rec", "total")
 
@@ -107,9 +107,12 @@ class CLVNet(nn.Module):
         self.cgformer, self.grounding, self.mask_decoder = cgformer, grounding, mask_decoder
         self.text_relation, self.visual_relation = text_relation, visual_relation
         self.mask_proj, self.phrase_proj = mask_proj, phrase_proj
+        pool = max(cfg.vision.llm_pool, 1)
+        concat = cfg.vision.llm_pool_mode == "concat" and pool > 1
+        self.token_merge = TokenMerge(vision.width, pool) if concat else None
         self.grounding_proj: nn.Module | None = None
         if cfg.grounding.feed_llm:
-            self.grounding_proj = nn.Linear(mask_decoder.width, vision.width)
+            self.grounding_proj = nn.Linear(mask_decoder.width * (pool * pool if concat else 1), vision.width)
             nn.init.zeros_(self.grounding_proj.weight)
             nn.init.zeros_(self.grounding_proj.bias)
         mark = cfg.region.box_mark
@@ -144,12 +147,19 @@ class CLVNet(nn.Module):
         shared = grid if self.grounding.kind == "shared" or getattr(self.grounding, "fuse_vision", False) else None
         with _frozen_context(self.grounding, shared if shared is not None else images):
             feats = self.grounding(images, shared, maps if self.grounding.uses_vision_maps else None)
-        cells = grid_to_tokens(grid, self.cfg.vision.llm_pool)                      # (B, n_img, Cv)
+        pool = self.cfg.vision.llm_pool
+        if self.token_merge is not None:                                              # llm_pool_mode concat
+            cells = self.token_merge(grid)                                            # (B, n_img, Cv)
+        else:
+            cells = grid_to_tokens(grid, pool)
         side = math.isqrt(cells.shape[1])
         if self.cfg.vision.position_embed:
             cells = cells + self.region.cell_embedding(side, cells)
         if self.grounding_proj is not None:                                           # grounding.feed_llm
-            pooled = F.adaptive_avg_pool2d(feats.embedding, side).flatten(2).transpose(1, 2)
+            if self.token_merge is not None:
+                pooled = grid_to_tokens(F.adaptive_avg_pool2d(feats.embedding, side * pool), pool, concat=True)
+            else:
+                pooled = F.adaptive_avg_pool2d(feats.embedding, side).flatten(2).transpose(1, 2)
             cells = cells + self.grounding_proj(pooled.to(cells.dtype))
         tokens = self.projector(cells)                                                # (B, n_img, D)
         return ImageFeatures(image_tokens=tokens, grounding=feats)
@@ -171,7 +181,12 @@ class CLVNet(nn.Module):
             if grounding is None:
                 raise ValueError("grounding.feed_llm is on: encode_region needs the image's grounding features")
             token_boxes = self.region.token_boxes(boxes, detections)                  # (B, K, 4)
-            pooled = roi_align(grounding.embedding, token_boxes.to(grounding.embedding.dtype), 1)[:, :, 0]
+            boxes_g = token_boxes.to(grounding.embedding.dtype)
+            if self.token_merge is not None:                                          # the image tokens' layout
+                pool = self.cfg.vision.llm_pool
+                pooled = roi_align(grounding.embedding, boxes_g, pool).transpose(2, 3).flatten(2)
+            else:
+                pooled = roi_align(grounding.embedding, boxes_g, 1)[:, :, 0]
             tokens = tokens + self.grounding_proj(pooled.to(tokens.dtype))
         return self.projector(tokens)
 

@@ -40,7 +40,10 @@ class VisionConfig:
     # the defaults, and CLIP keys would leak into a ConvNeXt config (``num_hidden_layers`` is its stage count).
     config: dict[str, Any] = field(default_factory=dict)
     select_layer: int = -1          # hidden_states index used as features (LLaVA uses -2)
-    llm_pool: int = 2               # average-pool the patch grid by this factor before φ_l (1 = off)
+    llm_pool: int = 2               # merge llm_pool x llm_pool patches into one LLM token (1 = off)
+    # avg: average the merged patches; concat: stack their channels (space-to-depth, as InternVL's
+    # pixel shuffle) and mix them with a learned linear map that starts as the average
+    llm_pool_mode: Literal["avg", "concat"] = "avg"
     # add the region encoder's box-MLP embedding of each grid cell to the image tokens (a ConvNeXt
     # grid has no absolute position of its own; CLIP's has its position embeddings)
     position_embed: bool = False

@@ -128,8 +128,33 @@ class Projector(nn.Module):
         return self.fc2(F.gelu(self.fc1(x)))
 
 
-def grid_to_tokens(grid: torch.Tensor, pool: int = 1) -> torch.Tensor:
-    """(B, C, h, w) patch grid -> (B, h*w/pool², C) tokens, average-pooled by ``pool``."""
+def grid_to_tokens(grid: torch.Tensor, pool: int = 1, concat: bool = False) -> torch.Tensor:
+    """(B, C, h, w) patch grid -> (B, h*w/pool², C) tokens, average-pooled by ``pool``.
+
+    With ``concat`` the pool x pool patches of a token are stacked instead (space-to-depth):
+    (B, h*w/pool², C*pool²), channel-major as :func:`torch.nn.functional.pixel_unshuffle` orders them.
+    """
     if pool > 1:
-        grid = F.avg_pool2d(grid, pool)
+        grid = F.pixel_unshuffle(grid, pool) if concat else F.avg_pool2d(grid, pool)
     return grid.flatten(2).transpose(1, 2)
+
+
+class TokenMerge(nn.Module):
+    """Mixes space-to-depth stacked patches (``vision.llm_pool_mode: concat``) back to ``width`` channels.
+
+    A linear map ``width*pool² -> width`` initialised to the average of the ``pool²`` patches, so a fresh
+    merge gives exactly the ``avg`` tokens and training can then keep what averaging would blur (a car
+    in one of the four patches).
+    """
+
+    def __init__(self, width: int, pool: int) -> None:
+        super().__init__()
+        self.pool = pool
+        self.linear = nn.Linear(width * pool * pool, width)
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.repeat_interleave(torch.eye(width), pool * pool, dim=1) / (pool * pool))
+            self.linear.bias.zero_()
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) -> (B, h*w/pool², C)."""
+        return self.linear(grid_to_tokens(grid, self.pool, concat=True))
