@@ -2,7 +2,9 @@
 
 Steps (each timed, all offline, sized for a 2-core CPU):
 
-1. generate SynthRS train / val / test splits with disjoint seeds (reused when already there);
+1. generate SynthRS train / val / test splits with disjoint seeds (reused when already there); the
+   training split grows with the budget (``--num-train``: 400 scenes a minute, at least 4,000) and the
+   sample cache (``data.dataset.cache_mb``) with it, up to half the machine's memory;
 2. train ``configs/experiments/quickstart.yaml`` for ``--minutes`` of wall-clock (the lr schedule
    decays over the budget);
 3. evaluate on SynthRS-test with the full GCG metrics (``clvnet.eval.evaluate``);
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -25,6 +28,12 @@ from typing import Any
 log = logging.getLogger("clvnet.quickstart")
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "experiments" / "quickstart.yaml"
 TARGETS = {"mIoU": 55.0, "AP50": 40.0, "METEOR": 35.0}
+# Training scenes: 4,000 for the 10-minute budget (about 7 passes), more for longer budgets. With 4,000
+# scenes a 40-minute run overfits the captions: validation caption loss bottoms out at 0.204 near step
+# 3,600 and climbs to 0.251 by step 7,096, and test AP50 falls from 37.7 (30 min) to 36.1 (40 min).
+# With 400 scenes a minute, 30 minutes (12,000 scenes) reach test AP50 43.8 and 40 minutes (16,000) 47.0.
+MIN_TRAIN = 4000
+SCENES_PER_MINUTE = 400
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("quickstart", help="train the tiny model on SynthRS in minutes and write a report",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=10.0, help="training wall-clock budget (default 10)")
-    p.add_argument("--num-train", type=int, default=4000, help="SynthRS training scenes")
+    p.add_argument("--num-train", type=int, default=None,
+                   help=f"SynthRS training scenes (default {SCENES_PER_MINUTE} per budget minute, at least {MIN_TRAIN})")
     p.add_argument("--num-val", type=int, default=100, help="SynthRS validation scenes")
     p.add_argument("--num-test", type=int, default=200, help="SynthRS test scenes")
     p.add_argument("--scenes", type=int, default=4, help="test scenes drawn in the report")
@@ -70,6 +80,26 @@ def make_data(out: Path, num: dict[str, int], seed: int = 0) -> dict[str, Path]:
     return paths
 
 
+def default_num_train(minutes: float) -> int:
+    """Training scenes for a budget: ``SCENES_PER_MINUTE`` per minute, at least ``MIN_TRAIN``."""
+    return max(MIN_TRAIN, math.ceil(SCENES_PER_MINUTE * minutes))
+
+
+def scaled_cache_mb(cache_mb: int, num_train: int) -> int:
+    """The config's sample cache (sized for ``MIN_TRAIN`` scenes) grown with the training set.
+
+    Capped at half the machine's memory; samples beyond the cache are decoded on every read.
+    """
+    if cache_mb <= 0 or num_train <= MIN_TRAIN:
+        return cache_mb
+    want = math.ceil(cache_mb * num_train / MIN_TRAIN)
+    try:
+        half = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2 // 2**20
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): keep the config's size
+        return cache_mb
+    return max(cache_mb, min(want, int(half)))
+
+
 def _handler(args: argparse.Namespace) -> int:
     run_quickstart(args)
     return 0
@@ -90,8 +120,11 @@ def run_quickstart(args: argparse.Namespace) -> Path:
     # The config first: a bad key fails before any data is generated.
     cfg = load_config(TrainConfig, args.config,
                       [f"output_dir={out}", f"train.time_budget_min={args.minutes}", *args.overrides])
+    num_train = args.num_train if args.num_train is not None else default_num_train(args.minutes)
+    if not any(o.startswith("data.dataset.cache_mb=") for o in args.overrides):
+        cfg.data.dataset.cache_mb = scaled_cache_mb(cfg.data.dataset.cache_mb, num_train)
     t0 = time.perf_counter()
-    data = make_data(out / "data", {"train": args.num_train, "val": args.num_val, "test": args.num_test},
+    data = make_data(out / "data", {"train": num_train, "val": args.num_val, "test": args.num_test},
                      args.seed)
     timings["data generation (s)"] = time.perf_counter() - t0
     cfg.data.train, cfg.data.val, cfg.data.test = str(data["train"]), str(data["val"]), str(data["test"])
@@ -117,7 +150,7 @@ def run_quickstart(args: argparse.Namespace) -> Path:
         "training budget (min)": args.minutes, "optimiser steps": steps,
         "samples seen": steps * cfg.train.batch_size * cfg.train.grad_accum,
         "trainable parameters": f"{trainer.n_trainable:,}",
-        "scenes (train/val/test)": f"{args.num_train}/{args.num_val}/{args.num_test}",
+        "scenes (train/val/test)": f"{num_train}/{args.num_val}/{args.num_test}",
         "CPU cores": os.cpu_count(), "torch threads": trainer.threads,
         "load average before/after": f"{load_before:.1f}/{os.getloadavg()[0]:.1f}",
         "training throughput (samples/s)": round(steps * cfg.train.batch_size * cfg.train.grad_accum
@@ -217,6 +250,9 @@ def write_quickstart_report(out: Path, result: dict[str, Any], ckpt: Path, facts
     notes = ["Targets for the tiny preset after 10 minutes: " + ", ".join(f"{k} >= {v:g}" for k, v in TARGETS.items())
              + ". Reached: " + ", ".join(f"{k} {'yes' if (result['model'].get(k) or 0) >= v else 'no'}"
                                          for k, v in TARGETS.items() if k in names) + ".",
+             "Measured on a 2-core CPU (docs/quickstart-tuning.md): 10 minutes reach mIoU and METEOR but not "
+             "AP50 (26.6); 30 minutes with 12,000 training scenes (the default for --minutes 30) reach all three "
+             "(AP50 43.8, METEOR 40.1, mIoU 74.8).",
              "Trivial baseline: every test scene gets the most common training caption, and each of its "
              "phrases is grounded to the user box itself (a filled rectangle).",
              f"Prediction time: {result['predict_s_per_scene']:.2f} s per test scene ({result['n_test']} scenes)."]

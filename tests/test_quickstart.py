@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,15 @@ def test_quickstart_rejects_bad_override(tmp_path: Path, capsys: pytest.CaptureF
     assert rc == 2
     assert "train.no_such_key" in capsys.readouterr().err
     assert not (tmp_path / "qs" / "data").exists()  # failed before generating anything
+
+
+def test_training_set_and_cache_grow_with_the_budget() -> None:
+    from clvnet.quickstart import MIN_TRAIN, default_num_train, scaled_cache_mb
+
+    assert default_num_train(10) == MIN_TRAIN == default_num_train(0.1)
+    assert default_num_train(40) == 16000 and default_num_train(12.5) == 5000
+    assert scaled_cache_mb(4096, MIN_TRAIN) == 4096 and scaled_cache_mb(0, 16000) == 0
+    grown = scaled_cache_mb(1024, 2 * MIN_TRAIN)
+    half_ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2 // 2**20
+    assert grown == min(2048, half_ram) and grown >= 1024
+    assert scaled_cache_mb(10**7, 2 * MIN_TRAIN) == max(10**7, half_ram)   # never shrinks the config's cache
