@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install quickstart test test-slow test-browser lint demo bench bench-eval bench-train clean
+.PHONY: install quickstart test test-slow test-browser lint check-wheel demo bench bench-eval bench-train clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,6 +33,9 @@ test-browser: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check clvnet tests scripts
 	$(BIN)/mypy
+
+check-wheel:
+	TORCH_SPEC="$(TORCH_SPEC)" bash scripts/ci_wheel_check.sh $(PY)
 
 demo: $(STAMP)
 	$(BIN)/clvnet demo --checkpoint runs/quickstart/checkpoint $(ARGS)

@@ -10,6 +10,7 @@ naming the dotted key.
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import re
 import types
 import typing
@@ -178,11 +179,46 @@ def merge(cfg: T, overrides: dict[str, Any]) -> T:
     return from_dict(type(cfg), _deep_merge(to_dict(cfg), overrides))
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
-    """Defaults of ``cls`` <- YAML file (with its ``defaults:``) <- dotted overrides."""
+def packaged_configs() -> Path:
+    """The folder of the YAML configs shipped inside the package (``clvnet/configs``)."""
+    return Path(str(importlib.resources.files("clvnet") / "configs"))
+
+
+def resolve_config(name: str | Path, section: str | None = None) -> Path:
+    """A YAML file: ``name`` itself when it exists, else a config shipped in ``clvnet/configs``.
+
+    Shipped configs are found by their path inside that folder, with or without ``.yaml`` and with or
+    without a leading ``configs/`` (so ``configs/experiments/quickstart.yaml``, ``experiments/quickstart``
+    and, with ``section="experiments"``, ``quickstart`` all name the same file, from any directory).
+
+    Raises:
+        ConfigError: nothing matches; the message lists the shipped configs of ``section``.
+    """
+    path = Path(name)
+    if path.is_file():
+        return path
+    root = packaged_configs()
+    rel = str(name).removeprefix("clvnet/").removeprefix("configs/")
+    stems = [rel] if rel.endswith((".yaml", ".yml")) else [rel + ".yaml", rel]
+    for stem in stems:
+        for candidate in ([root / section / stem] if section else []) + [root / stem]:
+            if candidate.is_file():
+                return candidate
+    where = root / section if section else root
+    shipped = sorted(str(p.relative_to(where).with_suffix("")) for p in where.rglob("*.yaml"))
+    raise ConfigError(f"config file not found: {str(name)!r}, and no shipped config has that name; shipped"
+                      f"{' ' + section if section else ''} configs: {', '.join(shipped)}")
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None,
+                section: str | None = None) -> T:
+    """Defaults of ``cls`` <- YAML file (with its ``defaults:``) <- dotted overrides.
+
+    ``path`` is a file or the name of a shipped config (:func:`resolve_config`, within ``section``).
+    """
     data: dict[str, Any] = to_dict(cls()) if _all_defaulted(cls) else {}
     if path is not None:
-        data = _deep_merge(data, read_yaml(path))
+        data = _deep_merge(data, read_yaml(resolve_config(path, section)))
     data = _deep_merge(data, parse_overrides(overrides))
     return from_dict(cls, data)
 

@@ -5,7 +5,7 @@ Steps (each timed, all offline, sized for a 2-core CPU):
 1. generate SynthRS train / val / test splits with disjoint seeds (reused when already there); the
    training split grows with the budget (``--num-train``: 400 scenes a minute, at least 4,000) and the
    sample cache (``data.dataset.cache_mb``) with it, up to half the machine's memory;
-2. train ``configs/experiments/quickstart.yaml`` for ``--minutes`` of wall-clock (the lr schedule
+2. train the shipped ``experiments/quickstart.yaml`` for ``--minutes`` of wall-clock (the lr schedule
    decays over the budget);
 3. evaluate on SynthRS-test with the full GCG metrics (``clvnet.eval.evaluate``);
 4. evaluate the trivial baseline (:mod:`clvnet.baseline`) on the same scenes;
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("clvnet.quickstart")
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "experiments" / "quickstart.yaml"
+DEFAULT_CONFIG = "experiments/quickstart"
 TARGETS = {"mIoU": 55.0, "AP50": 40.0, "METEOR": 35.0}
 # Training scenes: 4,000 for the 10-minute budget (about 7 passes), more for longer budgets. With 4,000
 # scenes a 40-minute run overfits the captions: validation caption loss bottoms out at 0.204 near step
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--num-test", type=int, default=200, help="SynthRS test scenes")
     p.add_argument("--scenes", type=int, default=4, help="test scenes drawn in the report")
     p.add_argument("--out", default="runs/quickstart", help="run folder")
-    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="experiment config")
+    p.add_argument("--config", default=DEFAULT_CONFIG, help="experiment config: a YAML file or a shipped name")
     p.add_argument("--seed", type=int, default=0, help="SynthRS seed (splits stay disjoint)")
     p.add_argument("--no-java", action="store_true", help="skip METEOR (no Java needed)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides")

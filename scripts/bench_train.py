@@ -2,7 +2,7 @@
 
 Usage (the quickstart's tiny model, 2 CPU threads)::
 
-    python scripts/bench_train.py --config configs/experiments/quickstart.yaml --steps 30 --threads 2
+    python scripts/bench_train.py --config quickstart --steps 30 --threads 2
 
 Two measurements:
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="configs/experiments/quickstart.yaml")
+    ap.add_argument("--config", default="quickstart", help="experiment YAML or shipped name")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (sets train.cpu_threads)")

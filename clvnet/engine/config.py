@@ -1,6 +1,6 @@
 """The training config: ``TrainConfig`` = model + data + optimiser + schedule + loop + output folder.
 
-Experiments in ``configs/experiments/`` compose a model preset and a data config through the
+Experiments in ``clvnet/configs/experiments/`` compose a model preset and a data config through the
 ``defaults:`` list understood by :func:`clvnet.config.read_yaml`::
 
     defaults:

@@ -26,14 +26,7 @@ def __getattr__(name: str) -> Any:
 
 
 def load_model_config(path_or_preset: str, overrides: list[str] | None = None) -> CLVNetConfig:
-    """Load a model config from a YAML path or a preset name (``tiny``, ``paper``, …) in configs/model/."""
-    from pathlib import Path
-
+    """Load a model config from a YAML path or a shipped preset name (``tiny``, ``paper``, …)."""
     from clvnet.config import load_config
 
-    p = Path(path_or_preset)
-    if not (p.suffix in (".yaml", ".yml") and p.is_file()):
-        p = Path(__file__).resolve().parents[2] / "configs" / "model" / f"{path_or_preset}.yaml"
-        if not p.is_file():
-            raise FileNotFoundError(f"no model preset or YAML file {path_or_preset!r} (looked for {p})")
-    return load_config(CLVNetConfig, p, overrides)
+    return load_config(CLVNetConfig, path_or_preset, overrides, section="model")

@@ -9,7 +9,7 @@ from typing import Any
 def register(subparsers: Any) -> None:
     """Add the ``info`` subcommand."""
     p = subparsers.add_parser("info", help="parameter counts of a model preset (no weights needed)")
-    p.add_argument("--preset", default="tiny", help="preset name in configs/model/ or a YAML path")
+    p.add_argument("--preset", default="tiny", help="shipped preset name (clvnet configs model) or a YAML path")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. trainable.llm=lora")
     p.set_defaults(func=_handler)
 

@@ -1,6 +1,6 @@
 """Helpers of the engine tests: a very small experiment config composed from the real presets.
 
-The experiment composes the real ``configs/model/tiny.yaml`` and ``configs/data/synthrs.yaml``
+The experiment composes the real shipped ``model/tiny.yaml`` and ``data/synthrs.yaml``
 (through ``defaults:``) and shrinks every size so a step takes well under a second on one core.
 """
 
@@ -10,7 +10,9 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from clvnet.config import packaged_configs
+
+CONFIGS = packaged_configs()
 
 
 def small_experiment(synth: dict[str, Path], out: Path, **train: object) -> dict[str, object]:
@@ -19,7 +21,7 @@ def small_experiment(synth: dict[str, Path], out: Path, **train: object) -> dict
             "val_captions": 1, "val_max_new_tokens": 8, "progress": False, "cpu_threads": 1, "seed": 3}
     loop.update(train)
     return {
-        "defaults": [{"model": str(REPO / "configs/model/tiny.yaml")}, {"data": str(REPO / "configs/data/synthrs.yaml")}],
+        "defaults": [{"model": str(CONFIGS / "model/tiny.yaml")}, {"data": str(CONFIGS / "data/synthrs.yaml")}],
         "model": {
             "vision": {"config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
                                   "num_attention_heads": 2, "image_size": 64, "patch_size": 16}},

@@ -1,0 +1,63 @@
+"""Every YAML shipped in ``clvnet/configs`` loads through the real loaders, and names resolve from anywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from clvnet.cli import main
+from clvnet.config import ConfigError, load_config, packaged_configs, resolve_config
+from clvnet.engine.config import DataConfig, TrainConfig
+from clvnet.models import CLVNetConfig
+
+ROOT = packaged_configs()
+SHIPPED = sorted(ROOT.rglob("*.yaml"))
+LOADERS = {"model": CLVNetConfig, "experiments": TrainConfig, "data": DataConfig}
+
+
+def test_configs_ship_inside_the_package() -> None:
+    assert ROOT.parent == Path(__import__("clvnet").__file__).parent
+    assert {p.parent.relative_to(ROOT).parts[0] for p in SHIPPED} == {*LOADERS, "accelerate"}
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_shipped_config_loads(path: Path) -> None:
+    section = path.relative_to(ROOT).parts[0]
+    if section == "accelerate":
+        from accelerate.commands.config.config_args import load_config_from_file
+
+        cfg = load_config_from_file(str(path))
+        assert cfg.num_processes >= 1
+        return
+    cfg = load_config(LOADERS[section], path)
+    if isinstance(cfg, TrainConfig):
+        assert cfg.model.name and cfg.output_dir
+
+
+def test_names_resolve_from_any_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    want = ROOT / "experiments" / "quickstart.yaml"
+    for name in ("configs/experiments/quickstart.yaml", "experiments/quickstart", "experiments/quickstart.yaml"):
+        assert resolve_config(name) == want
+    assert resolve_config("quickstart", "experiments") == want
+    assert load_config(CLVNetConfig, "paper", section="model").name == "paper"
+    local = tmp_path / "experiments" / "quickstart.yaml"          # a file that exists wins over the shipped one
+    local.parent.mkdir()
+    local.write_text("output_dir: mine\n")
+    assert resolve_config("experiments/quickstart.yaml") == Path("experiments/quickstart.yaml")
+
+
+def test_unknown_name_lists_the_shipped_configs() -> None:
+    with pytest.raises(ConfigError, match=r"'tinyy'.*shipped model configs: .*paper.*tiny"):
+        resolve_config("tinyy", "model")
+
+
+def test_configs_cli_lists_and_prints_paths(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["configs", "experiments"]) == 0
+    listed = capsys.readouterr().out.split()
+    assert "quickstart" in listed and "tiny_synthrs" in listed
+    assert main(["configs", "--path", "accelerate/ddp"]) == 0
+    assert Path(capsys.readouterr().out.strip()) == ROOT / "accelerate" / "ddp.yaml"
+    assert main(["configs", "nope"]) == 2
+    assert "sections:" in capsys.readouterr().err
