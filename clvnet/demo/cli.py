@@ -32,6 +32,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest accepted upload in MB (default 50)")
     p.add_argument("--max-boxes", type=int, default=4, help="most boxes per request (default 4)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="let Python code shipped in the checkpoint's model folders run (off by default)")
     p.set_defaults(func=run)
 
 
@@ -48,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from clvnet.demo import build_app, launch_app
     from clvnet.inference.predictor import Predictor
 
-    predictor = Predictor.from_pretrained(args.checkpoint, device=args.device)
+    predictor = Predictor.from_pretrained(args.checkpoint, device=args.device,
+                                          trust_remote_code=args.trust_remote_code)
     demo = build_app(predictor, max_boxes=args.max_boxes)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("binding to %s: the demo is reachable from other machines", args.host)

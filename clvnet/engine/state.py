@@ -104,4 +104,5 @@ def build_or_resume_model(model_cfg: Any, captions: list[str], resume_dir: Path 
     if resume_dir is None:
         return build_model(model_cfg, captions)
     check_model_config(model_cfg, resume_dir)
-    return CLVNet.from_pretrained(resume_dir, device="cpu")
+    # the run's own config (equal to the checkpoint's, checked above) is the user's consent to remote code
+    return CLVNet.from_pretrained(resume_dir, device="cpu", trust_remote_code=model_cfg.llm.trust_remote_code)

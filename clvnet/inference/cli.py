@@ -57,6 +57,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--geojson-crs", help="reproject GeoJSON into this CRS, e.g. EPSG:4326")
     p.add_argument("--simplify", type=float, default=0.5, help="GeoJSON simplification tolerance in pixels")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="let Python code shipped in the checkpoint's model folders run (off by default)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="decoding budget per box")
     p.add_argument("--batch-size", type=int, default=8, help="boxes decoded together")
     p.add_argument("--preview-max", type=int, default=2048,
@@ -196,6 +198,7 @@ def handler(args: argparse.Namespace) -> int:
     else:
         tasks = _batch_tasks(_list_images(args.images), args.boxes, args)
     predictor = Predictor.from_pretrained(args.checkpoint, device=args.device, raster=options,
+                                          trust_remote_code=args.trust_remote_code,
                                           batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
     batch = args.images is not None
     failures: list[tuple[str, str]] = []

@@ -166,11 +166,15 @@ class Predictor:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str = "auto", **kwargs: Any) -> Predictor:
+    def from_pretrained(cls, directory: str | Path, device: str = "auto", *, trust_remote_code: bool = False,
+                        **kwargs: Any) -> Predictor:
         """Load a checkpoint folder (``config.yaml``, ``model.safetensors``, tokenizer) onto ``device``.
+
+        ``trust_remote_code`` lets code shipped in the checkpoint's model folders run (never the default).
 
         Raises:
             FileNotFoundError: the folder or one of its required files is missing (all are named).
+            PermissionError: the checkpoint needs remote code and ``trust_remote_code`` is False.
         """
         from clvnet.models import CLVNet
 
@@ -179,7 +183,7 @@ class Predictor:
             kwargs.setdefault(key, value)
         dev = resolve_device(device)
         try:
-            model = CLVNet.from_pretrained(path, device=dev)
+            model = CLVNet.from_pretrained(path, device=dev, trust_remote_code=trust_remote_code)
         except (OSError, KeyError) as exc:
             raise ValueError(f"--checkpoint {path}: cannot load the model: {exc}") from exc
         return cls(model, device=dev, **kwargs)

@@ -65,8 +65,18 @@ def _dedupe_shared(tensors: dict[str, torch.Tensor]) -> None:
         seen.add(ptr)
 
 
-def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> CLVNet:
-    """Build the model from ``config.yaml``, load ``model.safetensors`` strictly; returns it in eval mode."""
+def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu", *,
+                    trust_remote_code: bool = False) -> CLVNet:
+    """Build the model from ``config.yaml``, load ``model.safetensors`` strictly; returns it in eval mode.
+
+    Code shipped with a checkpoint (a tokenizer's or an LLM's ``auto_map``) runs only when the caller
+    passes ``trust_remote_code=True``; the checkpoint's own ``llm.trust_remote_code`` never grants it.
+
+    Raises:
+        PermissionError: the checkpoint needs remote code and ``trust_remote_code`` is False.
+    """
+    import dataclasses
+
     from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
@@ -77,9 +87,23 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
         if not (d / name).is_file():
             raise FileNotFoundError(f"checkpoint {d}: missing {name}")
     cfg = load_config(CLVNetConfig, d / CONFIG)
+    if cfg.llm.trust_remote_code and not trust_remote_code:
+        raise PermissionError(
+            f"checkpoint {d} runs Python code from its model folders (config llm.trust_remote_code: true, "
+            f"LLM {cfg.llm.pretrained_path!r}); pass --trust-remote-code (trust_remote_code=True) only if you "
+            "trust where it came from")
+    cfg = dataclasses.replace(cfg, llm=dataclasses.replace(cfg.llm, trust_remote_code=trust_remote_code))
     tok = None
     if (d / TOKENIZER).is_dir():
-        tok = AutoTokenizer.from_pretrained(str(d / TOKENIZER), trust_remote_code=cfg.llm.trust_remote_code)
+        try:
+            tok = AutoTokenizer.from_pretrained(str(d / TOKENIZER), trust_remote_code=trust_remote_code,
+                                                local_files_only=True)
+        except ValueError as exc:
+            if trust_remote_code or "trust_remote_code" not in str(exc):
+                raise
+            raise PermissionError(
+                f"checkpoint {d}: its tokenizer ({d / TOKENIZER}) runs Python code from the checkpoint; pass "
+                "--trust-remote-code (trust_remote_code=True) only if you trust where it came from") from exc
     model = build_model(cfg, tokenizer=tok)
     load_weights(model, load_file(str(d / WEIGHTS)), source=str(d / WEIGHTS))
     return model.to(device).eval()

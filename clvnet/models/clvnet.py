@@ -327,8 +327,9 @@ class CLVNet(nn.Module):
         return save_checkpoint(self, directory)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> CLVNet:
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu", *,
+                        trust_remote_code: bool = False) -> CLVNet:
         """Load a checkpoint folder strictly (missing or unexpected keys are named); eval mode."""
         from clvnet.models.checkpoint import load_checkpoint
 
-        return load_checkpoint(directory, device=device)
+        return load_checkpoint(directory, device=device, trust_remote_code=trust_remote_code)
