@@ -5,12 +5,15 @@ An RLE in clvnet is always the JSON-safe compressed form ``{"size": [H, W], "cou
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from clvnet.data.polyfill import fill_polygons
+
 RLE = dict[str, Any]
+PolygonFill = Literal["contour", "coco"]
 
 
 def encode(mask: np.ndarray) -> RLE:
@@ -57,9 +60,30 @@ def union(rles: list[RLE], height: int, width: int) -> np.ndarray:
     return out
 
 
-def polygons_to_mask(polygons: list[list[list[float]]], height: int, width: int) -> np.ndarray:
-    """Rasterise polygons (each a list of ``[x, y]`` points) into one union mask."""
-    flat = [list(np.asarray(p, dtype=np.float64).reshape(-1)) for p in polygons if len(p) >= 3]
+def polygons_to_mask(polygons: list[list[list[float]]], height: int, width: int, *,
+                     fill: PolygonFill) -> np.ndarray:
+    """Rasterise polygons (each a list of ``[x, y]`` points) into one union mask.
+
+    Args:
+        polygons: the polygons, each ``[[x, y], ...]``.
+        height, width: the mask size.
+        fill: ``"contour"``: the contour pixels included, exactly as ``cv2.fillPoly`` on int32 vertices
+            (GeoPixelD's rasteriser; see :mod:`clvnet.data.polyfill`). ``"coco"``: pycocotools' COCO
+            polygon fill (COCO-format files), which keeps about half of the contour.
+
+    Raises:
+        ValueError: an unknown ``fill``, a bad polygon, or (``"coco"``) a polygon of fewer than 3 points.
+    """
+    if fill == "contour":
+        return fill_polygons(polygons, height, width)
+    if fill != "coco":
+        raise ValueError(f"fill must be 'contour' or 'coco', got {fill!r}")
+    flat = []
+    for k, p in enumerate(polygons):
+        pts = np.asarray(p, dtype=np.float64).reshape(-1)
+        if pts.size < 6 or pts.size % 2:
+            raise ValueError(f"polygon {k} has {pts.size // 2} point(s); the COCO fill needs at least 3")
+        flat.append(pts.tolist())
     if not flat:
         return np.zeros((height, width), dtype=np.uint8)
     rles = mask_utils.frPyObjects(flat, height, width)
