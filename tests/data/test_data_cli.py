@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from datahelpers import make_record
 from PIL import Image
 
 from clvnet.cli import main
+from clvnet.data import rle
 from clvnet.data.record import read_jsonl, write_jsonl
 from clvnet.viz import phrase_colors
 
@@ -37,6 +39,13 @@ def test_convert_geopixeld_with_and_without_boxes(tmp_path: Path) -> None:
     assert main(["data", "convert", "geopixeld", "--src", src, "--out", str(out), "--no-derive-boxes"]) == 0
     (rec,) = read_jsonl(out)
     assert rec.box is None and len(rec.phrases) == 4
+    # the converted masks are GeoPixel's own rasterisation: cv2.fillPoly on the int32 vertices
+    polygons = json.loads((REF / "P0224_0_800_0_800.json").read_text())["polygons"]
+    for p, group in zip(rec.phrases, polygons):
+        ref = np.zeros((800, 800), np.uint8)
+        for poly in group:
+            cv2.fillPoly(ref, [np.array(poly, dtype=np.int32)], 1)
+        assert np.array_equal(rle.union(p.masks, 800, 800), ref)
 
 
 def test_convert_bad_box_option_names_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,10 +7,10 @@ import logging
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
-from pycocotools import mask as mask_utils
+from PIL import Image
 
 from clvnet.data import rle
 from clvnet.data.loaders import load_geopixeld
@@ -39,27 +39,77 @@ def test_real_sample_phrases_spans_and_caption() -> None:
     assert Path(rec.image).is_file()
 
 
+def _cv2_fill(polygons: list, height: int, width: int) -> np.ndarray:
+    """GeoPixel's rasteriser: one ``cv2.fillPoly`` call per polygon on int32 vertices, OR-ed."""
+    mask = np.zeros((height, width), np.uint8)
+    for poly in polygons:
+        cv2.fillPoly(mask, [np.array(poly, dtype=np.int32).reshape(-1, 2)], 1)
+    return mask
+
+
 @needs_ref
-def test_real_sample_masks_equal_pycocotools_polygon_fill() -> None:
+def test_real_sample_masks_equal_cv2_fillpoly() -> None:
     (rec,) = load_geopixeld(SAMPLE)
     ann = json.loads(SAMPLE.read_text())
+    areas = []
     for p, group in zip(rec.phrases, ann["polygons"]):
         assert len(p.masks) == len(group)  # one RLE per polygon instance
-        flat = [np.asarray(poly, float).reshape(-1).tolist() for poly in group]
-        ref = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(flat, 800, 800)))
-        ours = rle.union(p.masks, 800, 800)
-        assert ours.sum() > 1000
-        assert np.array_equal(ours, ref)
-        # PIL's fill includes the contour pixels; COCO's fill keeps about half of them. So the COCO mask
-        # lies between PIL's mask eroded by one pixel and PIL's mask (this also rules out swapped x/y).
-        im = Image.new("L", (800, 800), 0)
-        for poly in group:
-            ImageDraw.Draw(im).polygon([tuple(pt) for pt in poly], fill=1, outline=1)
-        pil = np.asarray(im).astype(bool)
-        pad = np.pad(pil, 1)
-        eroded = pad[1:-1, 1:-1] & pad[:-2, 1:-1] & pad[2:, 1:-1] & pad[1:-1, :-2] & pad[1:-1, 2:]
-        assert not (eroded & ~ours.astype(bool)).any()
-        assert (ours.astype(bool) & ~pil).sum() <= 8
+        for m, poly in zip(p.masks, group):
+            assert np.array_equal(rle.decode(m), _cv2_fill([poly], 800, 800))
+        assert np.array_equal(rle.union(p.masks, 800, 800), _cv2_fill(group, 800, 800))
+        areas.append(rle.area(p.masks[0]))
+    # the contour pixels are included: tennis court-2 has 2,946 px (the COCO fill gives 2,823)
+    assert areas == [17817, 2946, 2584, 2561]
+
+
+def _car_trace(mask: np.ndarray) -> list[list[int]]:
+    """The boundary-pixel trace of a blob, as GeoPixelD's polygons are (every step one pixel)."""
+    (contour,), _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    return [[int(x), int(y)] for x, y in contour.reshape(-1, 2)]
+
+
+@pytest.mark.parametrize("angle", [0.0, 30.0, 63.0])
+def test_small_car_keeps_its_contour(tmp_path: Path, angle: float) -> None:
+    car = np.zeros((40, 50), np.uint8)
+    if angle == 0.0:
+        car[10:15, 20:30] = 1  # a 10x5-px car: the COCO fill keeps 36 of its 50 pixels
+    else:
+        box = cv2.boxPoints(((25.0, 20.0), (10.0, 5.0), angle))
+        cv2.fillPoly(car, [np.round(box).astype(np.int32)], 1)
+    poly = _car_trace(car)
+    ann = {"gcg_description": "A <p> car </p> [SEG] parks.", "polygons": [[poly]]}
+    (rec,) = load_geopixeld(_write(tmp_path, ann))
+    mask = rle.decode(rec.phrases[0].masks[0])
+    assert np.array_equal(mask, _cv2_fill([poly], 40, 50))
+    assert np.array_equal(mask, car)  # filling the trace gives the traced object back
+    assert rec.meta["clipped_polygons"] == 0
+
+
+def test_phrase_with_several_polygons_is_their_union(tmp_path: Path) -> None:
+    a = [[5, 5], [20, 5], [20, 15], [5, 15]]
+    b = [[12, 10], [30, 8], [25, 25], [10, 22]]  # overlaps a
+    c = [[40, 30], [44, 33], [41, 36]]
+    ann = {"gcg_description": "Two <p> roofs </p> [SEG] and <p> a shed </p> [SEG].", "polygons": [[a, b], [c]]}
+    (rec,) = load_geopixeld(_write(tmp_path, ann))
+    roofs = rle.union(rec.phrases[0].masks, 40, 50)
+    assert np.array_equal(roofs, _cv2_fill([a], 40, 50) | _cv2_fill([b], 40, 50))
+    assert rec.phrases[0].is_multi_target and not rec.phrases[1].is_multi_target
+    # (one cv2.fillPoly call with both polygons would apply the even-odd rule and punch out their overlap)
+    both = np.zeros((40, 50), np.uint8)
+    cv2.fillPoly(both, [np.array(a, np.int32), np.array(b, np.int32)], 1)
+    assert (roofs > both).any()
+
+
+def test_degenerate_polygons_are_drawn_as_cv2_draws_them(tmp_path: Path) -> None:
+    dot, line, collinear = [[7, 9]], [[3, 30], [17, 21]], [[25, 2], [28, 8], [31, 14], [27, 6]]
+    bowtie = [[30, 20], [45, 35], [45, 20], [30, 35]]  # self-intersecting
+    ann = {"gcg_description": "A <p> dot </p> [SEG], a <p> line </p> [SEG], a <p> rope </p> [SEG] and "
+                              "a <p> bowtie </p> [SEG].",
+           "polygons": [[dot], [line], [collinear], [bowtie]]}
+    (rec,) = load_geopixeld(_write(tmp_path, ann))
+    for p, poly in zip(rec.phrases, (dot, line, collinear, bowtie)):
+        assert np.array_equal(rle.decode(p.masks[0]), _cv2_fill([poly], 40, 50)), p.text
+    assert rle.area(rec.phrases[0].masks[0]) == 1 and rle.area(rec.phrases[1].masks[0]) == 15
 
 
 @needs_ref
@@ -94,26 +144,35 @@ def test_seg_polygon_count_mismatch(tmp_path: Path) -> None:
 
 def test_polygon_outside_image_is_clipped_with_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     poly = [[-10, -5], [30, 2], [25, 60], [-3, 35]]  # leaves a 40x50 image at top, left and bottom
-    ann = {"gcg_description": "A <p> field </p> [SEG] and <p> roof </p> [SEG].",
-           "polygons": [[poly], [[[20, 10], [30, 10], [30, 20], [20, 20]], [[60, 0], [70, 0], [70, 9]]]]}
+    edge = [[40, 5], [50, 5], [50, 9], [40, 9]]  # its right column x = 50 is one past the image's last
+    ann = {"gcg_description": "A <p> field </p> [SEG], a <p> roof </p> [SEG] and a <p> wall </p> [SEG].",
+           "polygons": [[poly], [[[20, 10], [30, 10], [30, 20], [20, 20]], [[60, 0], [70, 0], [70, 9]]], [edge]]}
     with caplog.at_level(logging.WARNING):
         (rec,) = load_geopixeld(_write(tmp_path, ann))
-    assert "2 polygon(s) extend outside the 50x40 image" in caplog.text
-    assert rec.meta["clipped_polygons"] == 2
-    # the clipped mask equals the in-image window of the same polygon drawn on a larger canvas
-    big = [v + 100 for pt in poly for v in pt]
-    canvas = mask_utils.decode(mask_utils.frPyObjects([big], 300, 300))[..., 0]
-    assert np.array_equal(rle.decode(rec.phrases[0].masks[0]), canvas[100:140, 100:150])
+    assert "3 polygon(s) extend outside the 50x40 image" in caplog.text
+    assert rec.meta["clipped_polygons"] == 3
+    # the clipped mask is the in-image window of the same polygon filled whole (by cv2, on a larger canvas)
+    big = [[x + 100, y + 100] for x, y in poly]
+    assert np.array_equal(rle.decode(rec.phrases[0].masks[0]), _cv2_fill([big], 300, 300)[100:140, 100:150])
+    assert rle.area(rec.phrases[1].masks[1]) == 0  # the instance wholly outside stays, empty
+    wall = rle.decode(rec.phrases[2].masks[0])
+    assert wall.sum() == 50 and wall[5:10, 40:50].all()
 
 
-def test_phrase_entirely_outside_and_degenerate_polygon(tmp_path: Path) -> None:
+def test_phrase_entirely_outside_and_bad_polygons(tmp_path: Path) -> None:
     ann = {"gcg_description": "A <p> ghost </p> [SEG].", "polygons": [[[[60, 60], [70, 60], [70, 70]]]]}
     with pytest.raises(DataError, match="no pixel inside") as e:
         load_geopixeld(_write(tmp_path, ann))
     assert "polygons[0]" in str(e.value)
-    ann = {"gcg_description": "A <p> line </p> [SEG].", "polygons": [[[[1, 1], [5, 5]]]]}
-    with pytest.raises(DataError, match="degenerate polygon"):
-        load_geopixeld(_write(tmp_path, ann, name="d"))
+    for k, (bad, msg) in enumerate([([[1, 1], [5, 5], []], "not a list of"),
+                                    ([], "at least one"),
+                                    ([1, 2, 3], "at least one"),
+                                    ([[1, 1], [5, float("nan")], [3, 7]], "finite"),
+                                    ([[1, 1], [2**31, 1], [3, 7]], "int32")]):
+        ann = {"gcg_description": "A <p> shed </p> [SEG].", "polygons": [[[[2, 2], [6, 2], [6, 6]], bad]]}
+        with pytest.raises(DataError, match=msg) as e:
+            load_geopixeld(_write(tmp_path, ann, name=f"bad{k}"))
+        assert "polygons[0][1]" in str(e.value) and f"bad{k}.json" in str(e.value)
 
 
 def test_segmentation_rle_variant_and_wrong_size(tmp_path: Path) -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+from pycocotools import mask as mask_utils
 
 from clvnet.data.record import GCGRecord, Phrase
 from clvnet.data.rle import decode, encode, union
 from clvnet.eval import evaluate
+from clvnet.eval.inputs import gt_from_records
 
 SAMPLE = Path("/work/shared/reference/geopixeld/P0224_0_800_0_800.json")
 
@@ -47,3 +51,15 @@ def test_shifted_masks_lower_miou_by_the_exact_overlap(gt_record: GCGRecord, tin
     assert 0 < m["mIoU"] < 100
     # the courts do not overlap each other, so greedy pairs are the diagonal
     assert m["mIoU"] == pytest.approx(100 * float(np.mean(ious)))
+
+
+def test_gt_masks_are_the_dataset_authors_fill(gt_record: GCGRecord) -> None:
+    """The evaluator's GT mask of each phrase is GeoPixel's rasterisation (cv2.fillPoly, contour included)."""
+    (gt,) = gt_from_records([gt_record])
+    polygons = json.loads(SAMPLE.read_text())["polygons"]
+    assert len(gt.masks) == len(polygons) == 4
+    for m, group in zip(gt.masks, polygons):
+        ref = np.zeros((800, 800), np.uint8)
+        for poly in group:
+            cv2.fillPoly(ref, [np.array(poly, dtype=np.int32)], 1)
+        assert np.array_equal(mask_utils.decode(m), ref)

@@ -9,10 +9,19 @@ Accepted inputs for :func:`load_geopixeld`:
 
 The i-th ``[SEG]`` of the description owns ``polygons[i]``, a list of polygons (each a list of
 ``[x, y]`` points, or a flat ``[x0, y0, x1, y1, ...]`` list). Each polygon is one instance and becomes
-one RLE (rasterised with pycocotools, i.e. the COCO polygon fill), so the phrase's training target
-is the union of its instances. Polygons extending outside the image are clipped to it (the
-polygon is filled whole, then cropped) and a warning gives the count. A ``[SEG]``/polygon-group count mismatch,
-a degenerate polygon or a phrase whose instances all fall outside the image is a :class:`DataError`.
+one RLE, so the phrase's training target (and its evaluation GT) is the union of its instances.
+
+Polygons are filled the way GeoPixel's own training code fills them: ``cv2.fillPoly`` on the int32
+vertices, contour pixels included (:mod:`clvnet.data.polyfill` reproduces it pixel for pixel without
+OpenCV). The vertices trace each object's boundary pixels, so the COCO polygon fill, which keeps
+only about half of the contour, would shrink every object by up to a pixel on each side. A polygon of
+one or two points, or of collinear points, is the pixel or line ``cv2.fillPoly`` draws (the trace of
+a one-pixel-thick object); a self-intersecting one is filled with OpenCV's even-odd rule.
+
+A polygon with a vertex outside the image (a pixel coordinate below 0 or at least the width / height)
+is filled whole, then cropped to the image, and a warning gives the count. A ``[SEG]``/polygon-group
+count mismatch, a polygon without points or with non-finite coordinates, or a phrase whose instances
+all fall outside the image is a :class:`DataError`.
 """
 
 from __future__ import annotations
@@ -21,11 +30,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pycocotools import mask as mask_utils
 
 from clvnet.data.images import image_size
 from clvnet.data.loaders.common import mask_to_rle, normalise_rle, read_json, resolve
+from clvnet.data.polyfill import fill_polygon, polygon_vertices
 from clvnet.data.record import SEG, DataError, GCGRecord, from_tagged, validate
 
 log = logging.getLogger(__name__)
@@ -42,39 +51,14 @@ def _polygon_rles(poly_group: Any, height: int, width: int, *, file: Path, recor
     rles, clipped = [], 0
     for k, poly in enumerate(poly_group):
         try:
-            flat = np.asarray(poly, dtype=np.float64).reshape(-1)
+            vertices = polygon_vertices(poly)
         except (TypeError, ValueError) as exc:
-            raise DataError(f"polygon is not a list of [x, y] points: {exc}", file=file, record=record,
+            raise DataError(f"bad polygon: {exc}", file=file, record=record,
                             field=f"{field}[{k}]") from exc
-        if flat.size % 2 or flat.size < 6 or not np.isfinite(flat).all():
-            raise DataError(f"degenerate polygon with {flat.size // 2} point(s) (needs >= 3 finite points)",
-                            file=file, record=record, field=f"{field}[{k}]")
-        xs, ys = flat[0::2], flat[1::2]
-        if xs.min() < 0 or ys.min() < 0 or xs.max() > width or ys.max() > height:
+        if vertices.min() < 0 or vertices[:, 0].max() >= width or vertices[:, 1].max() >= height:
             clipped += 1
-            mask = _fill_clipped(flat, height, width)
-        else:
-            mask = mask_utils.decode(mask_utils.frPyObjects([flat.tolist()], height, width))[..., 0]
-        rles.append(mask_to_rle(mask))
+        rles.append(mask_to_rle(fill_polygon(vertices, height, width)))
     return rles, clipped
-
-
-def _fill_clipped(flat: np.ndarray, height: int, width: int) -> np.ndarray:
-    """COCO fill of a polygon that leaves the image, then cropped to the image.
-
-    pycocotools clamps out-of-image edge crossings, which shifts boundary pixels near the image border;
-    filling on a canvas that holds the whole polygon and cropping keeps the fill translation-invariant.
-    """
-    xs, ys = flat[0::2], flat[1::2]
-    x0, y0 = int(np.floor(min(0.0, xs.min()))), int(np.floor(min(0.0, ys.min())))
-    x1, y1 = int(np.ceil(max(width, xs.max()))) + 1, int(np.ceil(max(height, ys.max()))) + 1
-    if (x1 - x0) * (y1 - y0) > 16 * height * width:  # absurdly far outside: let pycocotools clamp
-        return np.asarray(mask_utils.decode(mask_utils.frPyObjects([flat.tolist()], height, width))[..., 0])
-    shifted = flat.copy()
-    shifted[0::2] -= x0
-    shifted[1::2] -= y0
-    canvas = mask_utils.decode(mask_utils.frPyObjects([shifted.tolist()], y1 - y0, x1 - x0))[..., 0]
-    return np.ascontiguousarray(canvas[-y0:-y0 + height, -x0:-x0 + width])
 
 
 def _record_from_annotation(ann: dict[str, Any], ann_file: Path, image_path: Path, tagged: str | None = None,
