@@ -72,7 +72,7 @@ def to_coco_rle(seg: Any, height: int, width: int, *, where: str) -> CocoRLE:
     Raises:
         DataError: if it is not a segmentation or its size differs from ``height`` x ``width``.
     """
-    if isinstance(seg, list):  # polygons
+    if isinstance(seg, list):  # COCO-format polygons: the COCO fill, as GLaMM's evaluator reads its GT
         try:
             rles = mask_utils.frPyObjects(seg, height, width)
         except Exception as exc:

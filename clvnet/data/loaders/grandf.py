@@ -160,7 +160,7 @@ def _find_label(caption: str, label: str, taken: list[tuple[int, int]]) -> tuple
 
 
 def _coco_segmentation(seg: Any, height: int, width: int, file: Path, rid: str, field: str) -> dict[str, Any]:
-    if isinstance(seg, list):  # polygons
+    if isinstance(seg, list):  # COCO-format polygons: the COCO fill, as GLaMM reads them with pycocotools
         if not seg:
             raise DataError("empty polygon list", file=file, record=rid, field=field)
         polys = seg if isinstance(seg[0], list) else [seg]
