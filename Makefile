@@ -33,6 +33,7 @@ test-browser: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check clvnet tests scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 check-wheel:
 	TORCH_SPEC="$(TORCH_SPEC)" bash scripts/ci_wheel_check.sh $(PY)

@@ -174,6 +174,7 @@ def predict_records(model: Any, jsonl: Path, cfg: Any, batch_size: int = 16) -> 
     from clvnet.data.dataset import GCGDataset, collate_gcg
     from clvnet.data.record import GCGRecord, Phrase
     from clvnet.inference.masks import logits_to_rle
+    from clvnet.models import generate
 
     ds = GCGDataset(jsonl, cfg.data.dataset, train=False)
     gts = [ds.record(i) for i in range(len(ds))]
@@ -183,8 +184,8 @@ def predict_records(model: Any, jsonl: Path, cfg: Any, batch_size: int = 16) -> 
         for start in range(0, len(ds), batch_size):
             idx = list(range(start, min(start + batch_size, len(ds))))
             batch = collate_gcg([ds[i] for i in idx])
-            gens = model.generate(batch["image"], batch["region"], batch["box"],
-                                  region_windows=batch["region_window"])
+            gens = generate(model, batch["image"], batch["region"], batch["box"],
+                            region_windows=batch["region_window"])
             for i, g in zip(idx, gens):
                 r = gts[i]
                 logits = g.mask_logits.float().cpu().numpy()
@@ -216,11 +217,11 @@ def evaluate_run(ckpt: Path, train_jsonl: Path, test_jsonl: Path, cfg: Any, out:
     from clvnet.data import rle
     from clvnet.data.images import load_image
     from clvnet.data.record import read_jsonl
-    from clvnet.models import CLVNet
+    from clvnet.models import from_pretrained
     from clvnet.report import Scene
     from clvnet.viz import caption_html, render_overlay
 
-    model = CLVNet.from_pretrained(ckpt, device="cpu")
+    model = from_pretrained(ckpt, device="cpu")
     t0 = time.perf_counter()
     gts, preds = predict_records(model, test_jsonl, cfg)
     t_pred = time.perf_counter() - t0

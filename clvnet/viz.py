@@ -13,12 +13,18 @@ from __future__ import annotations
 import colorsys
 import html
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from clvnet.data.record import Phrase
+
+class Phrase(Protocol):
+    """What drawing needs of a grounded phrase (e.g. :class:`clvnet.data.record.Phrase`)."""
+
+    text: str
+    span: tuple[int, int]
+
 
 RGB = tuple[int, int, int]
 
@@ -89,14 +95,14 @@ def _contour(mask: np.ndarray, thickness: int) -> np.ndarray:
 
 
 def _phrase_texts(phrases: Sequence[str | Phrase]) -> list[str]:
-    return [p.text if isinstance(p, Phrase) else str(p) for p in phrases]
+    return [p if isinstance(p, str) else p.text for p in phrases]
 
 
 def _caption_segments(caption: str, phrases: Sequence[str | Phrase]) -> list[tuple[str, int | None]]:
     """Split the caption into (text, phrase index or None); uses spans when they match the caption."""
     spans: list[tuple[int, int, int]] = []
     for i, p in enumerate(phrases):
-        if isinstance(p, Phrase) and 0 <= p.span[0] < p.span[1] <= len(caption) \
+        if not isinstance(p, str) and 0 <= p.span[0] < p.span[1] <= len(caption) \
                 and caption[p.span[0]:p.span[1]] == p.text:
             spans.append((p.span[0], p.span[1], i))
     spans.sort()

@@ -42,12 +42,10 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
-    cfg = load_config(TrainConfig, args.config, [*args.overrides, f"output_dir={tmp / 'run'}",
-                                                 "train.time_budget_min=null", "train.val_every=0",
-                                                 "train.save_every=0", "train.progress=false",
-                                                 f"train.cpu_threads={args.threads}",
-                                                 "data.val=null", f"train.max_steps={args.steps + args.warmup}",
-                                                 "train.log_every=1"])
+    overrides = [*args.overrides, f"output_dir={tmp / 'run'}", "train.time_budget_min=null", "train.val_every=0",
+                 "train.save_every=0", "train.progress=false", f"train.cpu_threads={args.threads}", "data.val=null",
+                 f"train.max_steps={args.steps + args.warmup}", "train.log_every=1"]
+    cfg = load_config(TrainConfig, args.config, overrides, section="experiments")
     if not Path(cfg.data.train).is_file():
         from clvnet.data.synth import generate_split
 

@@ -30,7 +30,7 @@ from clvnet.data.dataset import GCGDataset
 from clvnet.engine.config import TrainConfig
 from clvnet.engine.validation import Collator, validate
 from clvnet.eval import evaluate_masks
-from clvnet.models import CLVNet
+from clvnet.models import CLVNet, from_pretrained
 from clvnet.quickstart import predict_records
 
 
@@ -95,7 +95,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     cfg = load_config(TrainConfig, args.run / "train_config.yaml", [])
-    model = CLVNet.from_pretrained(args.run / "checkpoint", device="cpu").eval()
+    model = from_pretrained(args.run / "checkpoint", device="cpu").eval()
     test = args.run / "data" / "test" / "records.jsonl"
     ds = GCGDataset(test, cfg.data.dataset, train=False)
 

@@ -60,13 +60,13 @@ def make_scripted_checkpoint(out: Path, script: list[str] = SCRIPT) -> Path:
     """Build the tiny preset, script its LLM, ``save_pretrained`` it to ``out`` and return ``out``."""
     import torch
 
-    from clvnet.models.builder import build_model
+    from clvnet.models.build import build_model, save_pretrained
     from clvnet.models.config import CLVNetConfig
 
     torch.manual_seed(0)
     model = build_model(CLVNetConfig(), captions=CAPTIONS)
     script_llm(model, script)
-    model.save_pretrained(out)
+    save_pretrained(model, out)
     return out
 
 

@@ -2,7 +2,7 @@
 
 A checkpoint folder ``checkpoint-0000420/`` holds
 
-- whatever ``model.save_pretrained`` writes (``config.yaml``, ``model.safetensors``, tokenizer, ...);
+- whatever ``clvnet.models.save_pretrained`` writes (``config.yaml``, ``model.safetensors``, tokenizer, ...);
 - ``optimizer.safetensors`` + ``optimizer.json``: the optimiser state, tensors and scalars apart;
 - ``rng.safetensors`` + ``rng.json``: torch / CUDA / numpy / Python RNG states of every rank;
 - ``trainer_state.json``: step, data position, elapsed time, best metric, ...;

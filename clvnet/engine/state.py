@@ -99,10 +99,10 @@ def build_or_resume_model(model_cfg: Any, captions: list[str], resume_dir: Path 
         ValueError: the checkpoint's model config differs (the message lists the keys), or its
             weights do not match the model (the model's strict loader names them).
     """
-    from clvnet.models import CLVNet, build_model
+    from clvnet.models import build_model, from_pretrained
 
     if resume_dir is None:
         return build_model(model_cfg, captions)
     check_model_config(model_cfg, resume_dir)
     # the run's own config (equal to the checkpoint's, checked above) is the user's consent to remote code
-    return CLVNet.from_pretrained(resume_dir, device="cpu", trust_remote_code=model_cfg.llm.trust_remote_code)
+    return from_pretrained(resume_dir, device="cpu", trust_remote_code=model_cfg.llm.trust_remote_code)

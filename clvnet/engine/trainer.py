@@ -31,6 +31,7 @@ from clvnet.engine.runtime import auto_threads, enable_gradient_checkpointing, i
 from clvnet.engine.schedule import LRScheduler, step_progress, time_progress
 from clvnet.engine.state import TrainState, build_or_resume_model
 from clvnet.engine.validation import Collator, to_device, validate
+from clvnet.models import save_pretrained
 
 log = logging.getLogger("clvnet.train")
 LOSS_KEYS = ("total", "caption", "mask_bce", "mask_dice", "csc", "rec")
@@ -173,7 +174,7 @@ class Trainer:
             opt_state = None if self.deepspeed else self.optimizer.state_dict()
 
             def fill(tmp: Path) -> None:
-                model.save_pretrained(tmp)
+                save_pretrained(model, tmp)
                 ckpt.write_training_state(tmp, optimizer_state=opt_state, rng_states=rngs,
                                           trainer_state=self.state.to_dict())
                 save_yaml(self.cfg, tmp / "train_config.yaml")

@@ -87,6 +87,7 @@ def validate(model: Any, dataset: Dataset, collate: Collator, device: torch.devi
         ``(ground-truth tagged text, generated tagged text)`` pairs.
     """
     from clvnet.eval import evaluate_masks
+    from clvnet.models import generate
 
     was_training = model.training
     model.eval()
@@ -108,9 +109,9 @@ def validate(model: Any, dataset: Dataset, collate: Collator, device: torch.devi
         preds += p
         if len(samples) < n_captions:
             k = min(n_captions - len(samples), len(batch["id"]))
-            gens = model.generate(batch["image"][:k].to(device), batch["region"][:k].to(device),
-                                  batch["box"][:k].to(device), max_new_tokens=max_new_tokens,
-                                  region_windows=batch["region_window"][:k].to(device))
+            gens = generate(model, batch["image"][:k].to(device), batch["region"][:k].to(device),
+                            batch["box"][:k].to(device), max_new_tokens=max_new_tokens,
+                            region_windows=batch["region_window"][:k].to(device))
             samples += [(batch["target"][i], gens[i].tagged) for i in range(k)]
     metrics = evaluate_masks(gts, preds)
     row = {"loss": sums.get("total", 0.0) / max(count, 1)}

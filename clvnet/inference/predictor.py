@@ -176,14 +176,14 @@ class Predictor:
             FileNotFoundError: the folder or one of its required files is missing (all are named).
             PermissionError: the checkpoint needs remote code and ``trust_remote_code`` is False.
         """
-        from clvnet.models import CLVNet
+        from clvnet.models import from_pretrained
 
         path = check_checkpoint(directory)
         for key, value in training_preprocessing(path).items():
             kwargs.setdefault(key, value)
         dev = resolve_device(device)
         try:
-            model = CLVNet.from_pretrained(path, device=dev, trust_remote_code=trust_remote_code)
+            model = from_pretrained(path, device=dev, trust_remote_code=trust_remote_code)
         except (OSError, KeyError) as exc:
             raise ValueError(f"--checkpoint {path}: cannot load the model: {exc}") from exc
         return cls(model, device=dev, **kwargs)
@@ -346,12 +346,13 @@ class Predictor:
     def _generate(self, job: _Job, idx: range, streamer: Any = None) -> list[GCGPrediction]:
         import torch
 
+        from clvnet.models import generate
+
         images, regions, boxes, region_windows, feats, timings = self._prepare(job, idx)
         t = time.perf_counter()
         with self._lock, torch.inference_mode():
-            outs = self.model.generate(images, regions, boxes, query=job.query, image_features=feats,
-                                       max_new_tokens=job.max_new_tokens, streamer=streamer,
-                                       region_windows=region_windows)
+            outs = generate(self.model, images, regions, boxes, query=job.query, image_features=feats,
+                            max_new_tokens=job.max_new_tokens, streamer=streamer, region_windows=region_windows)
         timings["generate"] = time.perf_counter() - t
         if len(outs) != len(idx):
             raise RuntimeError(f"model returned {len(outs)} outputs for {len(idx)} boxes")

@@ -1,1 +1,1 @@
-"""Losses of CLV-Net: mask (BCE + Dice) and SRAlign (L_csc, L_rec)."""
+"""Losses of CLV-Net used by the model: the mask loss (BCE + Dice). SRAlign lives in clvnet.models.sralign."""

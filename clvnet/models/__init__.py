@@ -1,6 +1,8 @@
-"""CLV-Net model: config, modules (one per box of the diagram), builder, checkpoints.
+"""CLV-Net model: config, one module per box of the paper's figure, ``modeling`` (the model), ``generation``
+(decoding) and ``build`` (construction, checkpoints, trainable parameters).
 
-Heavy imports are deferred: ``from clvnet.models import build_model, CLVNet, CLVNetConfig``.
+Files import one way only: config → parts → modeling → generation / build (``make lint`` checks it).
+Heavy imports are deferred: ``from clvnet.models import build_model, from_pretrained, generate``.
 """
 
 from __future__ import annotations
@@ -10,18 +12,17 @@ from typing import Any
 from clvnet.models.config import CLVNetConfig
 
 __all__ = ["CLVNet", "CLVNetConfig", "CLVNetOutput", "GenerationOutput", "ImageFeatures", "build_model",
-           "load_model_config"]
+           "from_pretrained", "generate", "load_model_config", "save_pretrained"]
+
+_LAZY = {"build_model": "build", "from_pretrained": "build", "save_pretrained": "build", "generate": "generation",
+         "CLVNet": "modeling", "CLVNetOutput": "outputs", "GenerationOutput": "outputs", "ImageFeatures": "outputs"}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "build_model":
-        from clvnet.models.builder import build_model
+    if name in _LAZY:
+        import importlib
 
-        return build_model
-    if name in ("CLVNet", "CLVNetOutput", "GenerationOutput", "ImageFeatures"):
-        from clvnet.models import clvnet
-
-        return getattr(clvnet, name)
+        return getattr(importlib.import_module(f"clvnet.models.{_LAZY[name]}"), name)
     raise AttributeError(name)
 
 

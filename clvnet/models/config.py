@@ -29,24 +29,12 @@ TINY_CLIP_VISION: dict[str, Any] = {
 
 @dataclass
 class VisionConfig:
-    """E_v: a ``CLIPVisionModel`` (``kind: clip``, every preset) or a ``ConvNextModel`` (``kind: convnext``).
+    """E_v: a ``transformers.CLIPVisionModel``; ``config`` holds ``CLIPVisionConfig`` kwargs (ignored when pretrained)."""
 
-    ``config`` holds ``CLIPVisionConfig`` / ``ConvNextConfig`` kwargs (ignored when pretrained).
-    """
-
-    kind: Literal["clip", "convnext"] = "clip"
     pretrained_path: str | None = None
-    # Empty = TINY_CLIP_VISION (kind clip). Not a non-empty default: config files are deep-merged over
-    # the defaults, and CLIP keys would leak into a ConvNeXt config (``num_hidden_layers`` is its stage count).
-    config: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=lambda: dict(TINY_CLIP_VISION))
     select_layer: int = -1          # hidden_states index used as features (LLaVA uses -2)
-    llm_pool: int = 2               # merge llm_pool x llm_pool patches into one LLM token (1 = off)
-    # avg: average the merged patches; concat: stack their channels (space-to-depth, as InternVL's
-    # pixel shuffle) and mix them with a learned linear map that starts as the average
-    llm_pool_mode: Literal["avg", "concat"] = "avg"
-    # add the region encoder's box-MLP embedding of each grid cell to the image tokens (a ConvNeXt
-    # grid has no absolute position of its own; CLIP's has its position embeddings)
-    position_embed: bool = False
+    llm_pool: int = 2               # average llm_pool x llm_pool patches into one LLM token (1 = off)
     mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
     std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
 
@@ -70,6 +58,7 @@ class RegionConfig:
     # Also mark the box on the global view: a box-relative embedding of every cell (inside / above /
     # left of the box ...) added to the LLM's image tokens ("llm"), to the mask decoder's dense prompt
     # ("mask") or both. Not in the paper (its LLM locates the box from f_r alone); see design §7.
+    # Needs use_box_prompt (the box is the prompt); off without it.
     box_mark: Literal["none", "llm", "mask", "both"] = "none"
 
 
@@ -113,8 +102,11 @@ class CGFormerConfig:
 
 @dataclass
 class GroundingConfig:
-    """Grounding encoder: SAM2 Hiera (``sam2``), SAM ViT (``sam``), E_v's own features (``shared``: a ConvNeXt
-    E_v's stage pyramid, or a CLIP E_v's grid plus a conv stem) or a small from-scratch conv pyramid (``conv``)."""
+    """Grounding encoder (the dense image embedding the mask decoder reads).
+
+    ``sam2`` (SAM2 Hiera, the paper) and ``sam`` (SAM ViT, Table III) come from ``transformers``; the tiny
+    kinds are ``shared`` (E_v's own grid plus a conv stem) and ``conv`` (a from-scratch conv pyramid).
+    """
 
     kind: Literal["sam2", "sam", "shared", "conv"] = "shared"
     pretrained_path: str | None = None       # a Sam2Model / SamModel folder
@@ -123,11 +115,9 @@ class GroundingConfig:
     vision: dict[str, Any] = field(default_factory=dict)     # Sam2VisionConfig / SamVisionConfig kwargs
     stem_channels: int = 16                  # shared: width of the high-resolution conv stem
     conv_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 64])   # conv: stride 2/4/8/16 widths
-    conv_embed_stride: int = 8               # conv: embedding stride, 8 (finer masks) or 16 (cheaper decoder)
-    fuse_vision: bool = False                # conv: add E_v's grid to the embedding
     # Also feed the grounding embedding to the LLM: pooled onto the image-token grid and RoI-pooled for
     # each region token, through a zero-initialised linear map added before φ_l. Not in the paper
-    # (its LLM sees E_v only); the quickstart experiment turns it on (design §7).
+    # (its LLM sees E_v only); design §7.
     feed_llm: bool = False
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from clvnet.models.build import build_model
 from clvnet.models.config import CLVNetConfig
 
 COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -13,10 +14,11 @@ COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("projector φ_l", ("projector",)),
     ("region encoder E_d", ("region",)),
     ("LLM 𝓛 (+LoRA)", ("reasoner",)),
-    ("CGFormer", ("cgformer", "text_relation")),
+    ("CGFormer", ("cgformer",)),
     ("grounding encoder", ("grounding",)),
     ("mask decoder", ("mask_decoder",)),
-    ("SRAlign heads", ("visual_relation", "mask_proj", "phrase_proj", "logit_scale")),
+    ("SRAlign heads", ("sralign",)),
+    ("location cues", ("cues",)),
 )
 
 
@@ -55,8 +57,6 @@ def _fmt(n: int) -> str:
 
 def info_table(cfg: CLVNetConfig) -> str:
     """Build ``cfg`` on the meta device and format the parameter table."""
-    from clvnet.models.builder import build_model
-
     model = build_model(cfg, meta=True)
     rows = count_parameters(model)
     total = sum(r.total for r in rows)

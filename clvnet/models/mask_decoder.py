@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from clvnet.models.grounding import GroundingFeatures
+from clvnet.models.outputs import GroundingFeatures
 
 
 class MaskDecoder(nn.Module):

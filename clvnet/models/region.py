@@ -45,18 +45,6 @@ def roi_align(features: torch.Tensor, boxes: torch.Tensor, out: int, sampling: i
     return sampled.flatten(3).permute(0, 2, 3, 1)                            # (B, n, out*out, C)
 
 
-def square_window(box: tuple[float, float, float, float], width: int, height: int) -> tuple[float, float, float, float]:
-    """Normalised xyxy of the square canvas a box crop is centred on (the dataset's ``region_resize: pad``).
-
-    Pass the (already grown) pixel box; the result is what the dataset calls ``region_window`` and what
-    ``CLVNet.generate(..., region_windows=...)`` expects for padded crops.
-    """
-    x0, y0, x1, y1 = box
-    side = max(x1 - x0, y1 - y0)
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    return ((cx - side / 2) / width, (cy - side / 2) / height, (cx + side / 2) / width, (cy + side / 2) / height)
-
-
 def box_features(boxes: torch.Tensor) -> torch.Tensor:
     """(…, 4) normalised xyxy -> (…, 5) with the box area appended."""
     area = (boxes[..., 2] - boxes[..., 0]).clamp(min=0) * (boxes[..., 3] - boxes[..., 1]).clamp(min=0)
@@ -155,52 +143,3 @@ class RegionEncoder(nn.Module):
         det = box.new_zeros(box.shape[0], 0, 4) if detections is None else detections
         det = F.pad(det, (0, 0, 0, self.num_detections - det.shape[1]))
         return torch.cat([box[:, None], det], dim=1)
-
-    def cell_embedding(self, side: int, like: torch.Tensor) -> torch.Tensor:
-        """(side*side, C) box-MLP embedding of each cell of the global image's token grid.
-
-        Added to the image tokens (``vision.position_embed``), it places them in the same coordinate
-        space as the user box, so "above the box" is a comparison of two embeddings of one MLP.
-        """
-        return self.box_mlp(box_features(cell_boxes(side, like.device, like.dtype)))
-
-
-def box_relative_features(boxes: torch.Tensor, side: int) -> torch.Tensor:
-    """(B, side*side, 5) features of each cell of a side×side grid over the image, relative to each box.
-
-    Per cell (row-major): the fraction of the cell the box covers, then the signed distances of the cell
-    centre to the box's left, right, top and bottom edges (positive inside, in units of a quarter image
-    side, so "above the box" is a negative third feature).
-    """
-    cells = cell_boxes(side, boxes.device, boxes.dtype)                             # (n, 4)
-    x0, y0, x1, y1 = (boxes[:, None, k] for k in range(4))                          # (B, 1)
-    cx0, cy0, cx1, cy1 = (cells[None, :, k] for k in range(4))                      # (1, n)
-    ow = (torch.minimum(x1, cx1) - torch.maximum(x0, cx0)).clamp(min=0)
-    oh = (torch.minimum(y1, cy1) - torch.maximum(y0, cy0)).clamp(min=0)
-    cover = ow * oh * side * side
-    mx, my = (cx0 + cx1) / 2, (cy0 + cy1) / 2
-    return torch.stack([cover, 4 * (mx - x0), 4 * (x1 - mx), 4 * (my - y0), 4 * (y1 - my)], dim=-1)
-
-
-class BoxMark(nn.Module):
-    """Marks the user box on a square grid of global-view features (``region.box_mark``).
-
-    An MLP of :func:`box_relative_features` gives every cell an embedding of where it lies relative to
-    the box (inside, above, left ...). Its last layer starts at zero, so a fresh mark changes nothing.
-    The features themselves stay box-independent and cacheable; the mark is added per box.
-
-    Args:
-        width: channel width of the marked features.
-        hidden: hidden width of the MLP.
-    """
-
-    def __init__(self, width: int, hidden: int = 64) -> None:
-        super().__init__()
-        first, last = nn.Linear(5, hidden), nn.Linear(hidden, width)
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
-        self.mlp = nn.Sequential(first, nn.GELU(), last)
-
-    def forward(self, boxes: torch.Tensor, side: int) -> torch.Tensor:
-        """(B, side*side, width) marks for boxes (B, 4) in normalised xyxy."""
-        return self.mlp(box_relative_features(boxes.to(next(self.mlp.parameters()).dtype), side))

@@ -48,9 +48,9 @@ def test_cli_trains_logs_validates_and_checkpoints(experiment: Path, tmp_path: P
     final = run / "checkpoint"
     assert {"config.yaml", "model.safetensors", "optimizer.safetensors", "rng.safetensors",
             "trainer_state.json", "train_config.yaml"} <= {p.name for p in final.iterdir()}
-    from clvnet.models import CLVNet
+    from clvnet.models import from_pretrained
 
-    model = CLVNet.from_pretrained(final)
+    model = from_pretrained(final)
     saved = load_file(str(final / "model.safetensors"))
     name, tensor = next(iter(saved.items()))
     assert torch.equal(model.state_dict()[name], tensor)

@@ -16,7 +16,7 @@ def batch() -> dict[str, Any]:
 
 @pytest.fixture
 def tiny_model(batch: dict[str, Any]) -> Any:
-    from clvnet.models.builder import build_model
+    from clvnet.models.build import build_model
 
     torch.manual_seed(0)
     return build_model(micro_config(), captions=batch["target"])

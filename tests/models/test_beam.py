@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 import torch
 
-from clvnet.models import CLVNet
+from clvnet.models.generation import generate
+from clvnet.models.modeling import CLVNet
 
 
 def _prompt(model: CLVNet, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,7 +39,7 @@ def test_beam_as_wide_as_the_vocabulary_finds_the_best_two_tokens(tiny_model: CL
     best = float(total.max())
     t, u = divmod(int(total.argmax()), vocab)
     want = [] if float(lp1[eos]) > best else ([t] if u == eos else [t, u])
-    out = model.generate(batch["image"][:1], batch["region"][:1], batch["box"][:1], max_new_tokens=2,
+    out = generate(model, batch["image"][:1], batch["region"][:1], batch["box"][:1], max_new_tokens=2,
                          num_beams=vocab)[0]
     assert out.token_ids == want
 
@@ -49,21 +50,21 @@ def test_beam_output_contract_and_errors(tiny_model: CLVNet, batch: dict[str, An
     image = batch["image"][:1]
     regions = torch.cat([batch["region"][:1], batch["region"][:1].flip(-1)])
     boxes = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.3, 0.3, 1.0, 1.0]])
-    outs = model.generate(image, regions, boxes, max_new_tokens=12, num_beams=3)
+    outs = generate(model, image, regions, boxes, max_new_tokens=12, num_beams=3)
     assert len(outs) == 2
     for o in outs:
         assert o.mask_logits.shape[0] == len(o.phrases) and o.scores.shape[0] == len(o.phrases)
         assert model.processor is not None and model.processor.ids.eos not in o.token_ids
-    single = model.generate(image, regions[1:2], boxes[1:2], max_new_tokens=12, num_beams=3)[0]
+    single = generate(model, image, regions[1:2], boxes[1:2], max_new_tokens=12, num_beams=3)[0]
     assert single.token_ids == outs[1].token_ids                        # boxes decode independently
     model.cfg.generation.num_beams = 3                                  # the config default is used
-    assert model.generate(image, regions[1:2], boxes[1:2], max_new_tokens=12)[0].token_ids == single.token_ids
+    assert generate(model, image, regions[1:2], boxes[1:2], max_new_tokens=12)[0].token_ids == single.token_ids
     pieces: list[tuple[int, str]] = []                                  # a streamer gets the final text at once
-    streamed = model.generate(image, regions, boxes, max_new_tokens=12, streamer=lambda b, s: pieces.append((b, s)))
+    streamed = generate(model, image, regions, boxes, max_new_tokens=12, streamer=lambda b, s: pieces.append((b, s)))
     assert [o.token_ids for o in streamed] == [o.token_ids for o in outs]
     assert sorted(b for b, _ in pieces) == [b for b, o in enumerate(outs) if o.tagged]
     assert all(text == streamed[b].tagged for b, text in pieces)
     with pytest.raises(ValueError, match="use_cache"):
-        model.generate(image, regions[:1], boxes[:1], max_new_tokens=2, use_cache=False)
+        generate(model, image, regions[:1], boxes[:1], max_new_tokens=2, use_cache=False)
     with pytest.raises(ValueError, match="num_beams"):
-        model.generate(image, regions[:1], boxes[:1], max_new_tokens=2, num_beams=0)
+        generate(model, image, regions[:1], boxes[:1], max_new_tokens=2, num_beams=0)

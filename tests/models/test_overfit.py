@@ -9,7 +9,8 @@ import pytest
 import torch
 from model_fixtures import make_batch, micro_config
 
-from clvnet.models.builder import build_model
+from clvnet.models.build import build_model
+from clvnet.models.generation import generate
 
 MAX_STEPS = 400  # solved at step 175 (lr 1e-3, seed 0) when written
 
@@ -29,7 +30,7 @@ def test_overfit_one_record() -> None:
         opt.zero_grad(set_to_none=True)
         if step >= 100 and step % 25 == 0:
             model.eval()
-            out = model.generate(batch["image"], batch["region"], batch["box"], max_new_tokens=48)[0]
+            out = generate(model, batch["image"], batch["region"], batch["box"], max_new_tokens=48)[0]
             if out.tagged != batch["target"][0]:
                 continue
             pred = out.mask_logits > 0
@@ -71,7 +72,7 @@ def test_overfit_synthrs_record_tiny_preset(tmp_path: Path) -> None:
         if step % 50:
             continue
         model.eval()
-        out = model.generate(batch["image"], batch["region"], batch["box"], max_new_tokens=200,
+        out = generate(model, batch["image"], batch["region"], batch["box"], max_new_tokens=200,
                              region_windows=batch["region_window"])[0]
         if out.tagged == batch["target"][0]:
             pred, gt = out.mask_logits > 0, batch["masks"][0, : len(out.phrases)] > 0.5

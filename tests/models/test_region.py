@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -67,19 +65,3 @@ def test_window_pools_only_the_box_part_of_a_padded_canvas() -> None:
     assert torch.allclose(tok[0, 0] - emb, torch.ones(2), atol=1e-5)            # whole-box token sees only 1s
     no_window = enc(crop, box)
     assert not torch.allclose(no_window[0, 0], tok[0, 0])
-
-
-def test_square_window_matches_dataset_convention(tmp_path: Path) -> None:
-    from clvnet.models.region import square_window
-
-    assert square_window((10, 20, 50, 40), 100, 200) == pytest.approx((0.1, 0.05, 0.5, 0.25))
-    data = pytest.importorskip("clvnet.data.dataset")
-    import numpy as np
-    from PIL import Image
-
-    from clvnet.data.record import GCGRecord
-
-    Image.fromarray(np.zeros((200, 100, 3), np.uint8)).save(tmp_path / "a.png")
-    rec = GCGRecord(image="a.png", height=200, width=100, caption="x", box=(10, 20, 50, 40))
-    sample = data.GCGDataset([rec], data.DatasetConfig(root=str(tmp_path), validate=False))[0]
-    assert sample["region_window"].tolist() == pytest.approx(square_window((10, 20, 50, 40), 100, 200), abs=0.02)

@@ -1,4 +1,4 @@
-"""Hand-computed cases for L_rec and L_csc (paper eqs. 10-11)."""
+"""SRAlign: hand-computed cases for L_rec and L_csc (paper eqs. 10-11), the positives and the module."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ import math
 import pytest
 import torch
 
-from clvnet.losses.alignment import relationship_consistency_loss, semantic_consistency_loss
+from clvnet.models.sralign import (
+    SRAlign,
+    phrase_positives,
+    relationship_consistency_loss,
+    semantic_consistency_loss,
+)
 
 
 def _rand_stochastic(n: int, seed: int) -> torch.Tensor:
@@ -80,3 +85,27 @@ def test_csc_multi_positive_and_rows_without_positive() -> None:
     got.requires_grad_(False)
     with pytest.raises(ValueError):
         semantic_consistency_loss(m, s, pos[:2], scale)
+
+
+def test_phrase_positives_and_mismatch_is_an_error() -> None:
+    valid = torch.tensor([[True, True, False], [True, False, False]])
+    pos = phrase_positives([["Two  cars", "a tree"], ["two cars"]], valid)
+    assert pos.tolist() == [[True, False, True], [False, True, False], [True, False, True]]
+    with pytest.raises(ValueError, match="sample 1: 2 phrase texts but 1 objects"):
+        phrase_positives([["a", "b"], ["c", "d"]], valid)
+
+
+def test_sralign_module_heads_follow_the_switches() -> None:
+    torch.manual_seed(0)
+    both = SRAlign(8, 6, 4, text_relation=True)
+    assert {n.split(".")[0] for n, _ in both.named_parameters()} == {
+        "mask_proj", "phrase_proj", "logit_scale", "visual_relation", "text_relation"}
+    assert not list(SRAlign(8, 6, 4, csc=False, rec=False).parameters())
+    tokens, phrase_h, f_h = torch.randn(2, 3, 6), torch.randn(2, 3, 8), torch.randn(2, 3, 8)
+    valid = torch.tensor([[True, True, True], [True, True, False]])
+    l_csc, l_rec, r_t, r_v = both(tokens, phrase_h, f_h, None, valid, [["a", "b", "a"], ["c", "d"]])
+    assert float(l_csc) > 0 and float(l_rec) > 0 and r_t is not None and r_v is not None
+    assert float(r_v[1, 2].abs().sum()) == 0                          # padded objects take no part
+    none_valid = torch.zeros(2, 3, dtype=torch.bool)
+    zero_csc, *_ = both(tokens, phrase_h, f_h, None, none_valid, [[], []])
+    assert float(zero_csc) == 0.0 and zero_csc.requires_grad

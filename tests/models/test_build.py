@@ -1,4 +1,5 @@
-"""The pretrained-folder path: tiny random CLIP / Llama / SAM2 saved with save_pretrained and loaded back.
+"""clvnet.models.build: the pretrained-folder path (tiny random CLIP / Llama / SAM2 saved with save_pretrained
+and loaded back), trainable parameters, and strict checkpoints.
 
 This is the code path real weights take (paper preset): frozen encoders, LoRA on the LLM, new
 special tokens resized into the embeddings, and checkpoints that hold only trained / new tensors.
@@ -14,9 +15,8 @@ import torch
 import yaml
 from model_fixtures import TARGETS, micro_config
 
-from clvnet.models.builder import build_model
-from clvnet.models.checkpoint import checkpoint_keys
-from clvnet.models.clvnet import CLVNet
+from clvnet.models.build import build_model, checkpoint_keys, from_pretrained, save_pretrained
+from clvnet.models.modeling import CLVNet
 
 
 def _base_tokenizer() -> Any:
@@ -119,12 +119,12 @@ def test_step_keeps_frozen_bit_identical_and_checkpoint(folders: dict[str, str],
     assert all(torch.equal(params[n], v) for n, v in frozen.items())
     assert sum(not torch.equal(params[n], v) for n, v in trained.items()) > 0.9 * len(trained)
 
-    ckpt = model.save_pretrained(tmp_path / "ckpt")
+    ckpt = save_pretrained(model, tmp_path / "ckpt")
     keys = set(checkpoint_keys(model))
     assert not any(k.startswith(("vision.clip.", "grounding.encoder.")) for k in keys)
     assert any("lora_A" in k for k in keys) and any(k.endswith("embed_tokens.weight") for k in keys)
     assert (ckpt / "adapter" / "adapter_model.safetensors").is_file()
-    loaded = CLVNet.from_pretrained(ckpt).eval()
+    loaded = from_pretrained(ckpt).eval()
     model.eval()
     with torch.no_grad():
         assert torch.equal(model(inputs).loss, loaded(inputs).loss)
@@ -133,24 +133,35 @@ def test_step_keeps_frozen_bit_identical_and_checkpoint(folders: dict[str, str],
     cfg["cgformer"]["enabled"] = False
     (ckpt / "config.yaml").write_text(yaml.safe_dump(cfg))
     with pytest.raises(ValueError, match=r"missing keys .*cgformer\.mlp.*unexpected keys .*cgformer\.mhca"):
-        CLVNet.from_pretrained(ckpt)
+        from_pretrained(ckpt)
 
 
 def test_missing_key_is_named(tiny_model: CLVNet, tmp_path: Path) -> None:
     from safetensors.torch import load_file, save_file
 
-    ckpt = tiny_model.save_pretrained(tmp_path / "ckpt")
+    ckpt = save_pretrained(tiny_model, tmp_path / "ckpt")
     tensors = load_file(str(ckpt / "model.safetensors"))
     del tensors["projector.fc1.weight"]
     save_file(tensors, str(ckpt / "model.safetensors"))
     with pytest.raises(ValueError, match=r"missing keys \(1\): projector\.fc1\.weight"):
-        CLVNet.from_pretrained(ckpt)
+        from_pretrained(ckpt)
+
+
+def test_save_load_roundtrip(tiny_model: CLVNet, batch: dict[str, Any], tmp_path: Path) -> None:
+    tiny_model.eval()
+    save_pretrained(tiny_model, tmp_path / "ckpt")
+    assert {p.name for p in (tmp_path / "ckpt").iterdir()} >= {"config.yaml", "model.safetensors", "tokenizer"}
+    loaded = from_pretrained(tmp_path / "ckpt").eval()
+    inputs = tiny_model.processor(batch)
+    with torch.no_grad():
+        a, b = tiny_model(inputs), loaded(inputs)
+    assert torch.equal(a.loss, b.loss)
+    assert torch.equal(a.mask_logits, b.mask_logits)
 
 
 def test_trainable_count_tiny(tiny_model: CLVNet) -> None:
     total = sum(p.numel() for p in tiny_model.parameters())
     unused = dict(tiny_model.mask_decoder.named_parameters())
     unused_n = sum(unused[n].numel() for n in tiny_model.mask_decoder.unused_parameters())
-    post_ln = tiny_model.vision.clip.post_layernorm
-    unused_n += sum(p.numel() for p in post_ln.parameters())
+    unused_n += sum(p.numel() for p in tiny_model.vision.clip.post_layernorm.parameters())
     assert sum(p.numel() for p in tiny_model.parameters() if p.requires_grad) == total - unused_n

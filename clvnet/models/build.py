@@ -1,0 +1,418 @@
+"""Build CLV-Net from its config, load and save checkpoints, and set which parameters train.
+
+Modules never load weights or freeze themselves; this file does both. Each pretrained part loads from
+the local folder named in config (``*.pretrained_path``); with no folder the part is built from its
+architecture dict (random init, or on the meta device for ``clvnet info``). Trainable parameters are
+declared per component in ``cfg.trainable`` (:func:`set_trainable`).
+
+Checkpoint folders hold ``config.yaml``, ``model.safetensors`` (every tensor that is not an unchanged copy
+of a pretrained folder), ``tokenizer/`` and, with LoRA, the peft ``adapter/``. Loading is strict: the key set
+is derived from the config, and any missing, unexpected or mis-shaped key is named. Weights are never pickled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from clvnet.config import load_config, save_yaml
+from clvnet.models.cgformer import CGFormer, PlainPrompt
+from clvnet.models.config import SPECIAL_TOKENS, CLVNetConfig
+from clvnet.models.cues import BoxMark, LocationCues
+from clvnet.models.grounding import ConvGrounding, GroundingEncoder, SamGrounding, SharedGrounding
+from clvnet.models.mask_decoder import MaskDecoder
+from clvnet.models.modeling import CLVNet
+from clvnet.models.processor import CLVNetProcessor
+from clvnet.models.reasoner import VPReasoner
+from clvnet.models.region import RegionEncoder
+from clvnet.models.sralign import SRAlign
+from clvnet.models.tokenizer import SpecialIds, add_special_tokens, build_tiny_tokenizer
+from clvnet.models.vision import Projector, VisionEncoder
+
+log = logging.getLogger(__name__)
+_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+WEIGHTS, CONFIG, TOKENIZER, ADAPTER = "model.safetensors", "config.yaml", "tokenizer", "adapter"
+
+
+def _sdpa(config: Any) -> Any:
+    config._attn_implementation = "sdpa"
+    return config
+
+
+# ---------------------------------------------------------------------------------------------- parts
+def build_tokenizer(cfg: CLVNetConfig, captions: Iterable[str] | None = None) -> Any:
+    """The LLM's tokenizer (from its folder) or the tiny BPE tokenizer trained on ``captions``."""
+    path = cfg.llm.tokenizer_path or cfg.llm.pretrained_path
+    if path is not None:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.llm.trust_remote_code, local_files_only=True)
+        add_special_tokens(tok)
+        return tok
+    if captions is None:
+        log.warning("no training captions given: the tiny tokenizer is built from the query text only "
+                    "(byte-level BPE still encodes any caption, just in more tokens)")
+        captions = []
+    return build_tiny_tokenizer(captions, cfg.llm.tokenizer_vocab_size)
+
+
+def _build_vision(cfg: CLVNetConfig) -> VisionEncoder:
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    vc = cfg.vision
+    if vc.pretrained_path:
+        clip = CLIPVisionModel.from_pretrained(vc.pretrained_path, attn_implementation="sdpa")
+    else:
+        clip = CLIPVisionModel(_sdpa(CLIPVisionConfig(**vc.config)))
+    return VisionEncoder(clip, select_layer=vc.select_layer, mean=vc.mean, std=vc.std)
+
+
+def _build_llm(cfg: CLVNetConfig, tokenizer: Any) -> Any:
+    """The causal LM, its embeddings resized to the tokenizer (new special tokens)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    lc = cfg.llm
+    dtype = _DTYPES[lc.torch_dtype] if lc.torch_dtype else None
+    if lc.pretrained_path:
+        llm: Any = AutoModelForCausalLM.from_pretrained(lc.pretrained_path, trust_remote_code=lc.trust_remote_code,
+                                                        dtype=dtype, local_files_only=True)
+        if tokenizer is not None and len(tokenizer) != int(llm.get_input_embeddings().weight.shape[0]):
+            llm.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        return llm
+    kwargs = dict(lc.config)
+    model_type = kwargs.pop("model_type", "llama")
+    if tokenizer is not None:
+        kwargs["vocab_size"] = len(tokenizer)
+    else:
+        kwargs["vocab_size"] = int(kwargs.get("vocab_size", 32000)) + len(SPECIAL_TOKENS)
+    conf = AutoConfig.for_model(model_type, **kwargs)
+    if tokenizer is not None:
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+            setattr(conf, name, getattr(tokenizer, name))
+    return AutoModelForCausalLM.from_config(_sdpa(conf), trust_remote_code=lc.trust_remote_code, dtype=dtype)
+
+
+def _sam(kind: str, path: str | None, cache: dict[str, Any]) -> Any:
+    """The pretrained ``Sam2Model`` / ``SamModel`` of ``path`` (loaded once per build), or None."""
+    if path is None:
+        return None
+    if path not in cache:
+        from transformers import Sam2Model, SamModel
+
+        cache[path] = (Sam2Model if kind == "sam2" else SamModel).from_pretrained(path)
+    return cache[path]
+
+
+def _positional(width: int) -> nn.Module:
+    from transformers import Sam2PromptEncoderConfig
+    from transformers.models.sam2.modeling_sam2 import Sam2PositionalEmbedding
+
+    return Sam2PositionalEmbedding(Sam2PromptEncoderConfig(hidden_size=width))
+
+
+def _grounding_sam(cfg: CLVNetConfig, vision: VisionEncoder, width: int, cache: dict[str, Any]) -> GroundingEncoder:
+    gc = cfg.grounding
+    common: dict[str, Any] = {"image_size": gc.image_size, "mean": gc.mean, "std": gc.std}
+    sam = _sam(gc.kind, gc.pretrained_path, cache)
+    if sam is not None:
+        mem = sam.no_memory_embedding if gc.kind == "sam2" else None
+        return SamGrounding(sam.vision_encoder, kind=gc.kind, no_memory_embedding=mem,
+                            positional=sam.shared_image_embedding, **common)
+    if gc.kind == "sam2":
+        from transformers import Sam2HieraDetConfig, Sam2VisionConfig, Sam2VisionModel
+
+        vconf = _sdpa(Sam2VisionConfig(backbone_config=_sdpa(Sam2HieraDetConfig(**gc.backbone)), **gc.vision))
+        return SamGrounding(Sam2VisionModel(vconf), kind="sam2", no_memory_embedding=nn.Parameter(
+            torch.zeros(1, 1, width)), positional=_positional(width), **common)
+    from transformers import SamVisionConfig, SamVisionModel
+
+    return SamGrounding(SamVisionModel(_sdpa(SamVisionConfig(**gc.vision))), kind="sam",
+                        positional=_positional(width), **common)
+
+
+def _grounding_shared(cfg: CLVNetConfig, vision: VisionEncoder, width: int, cache: dict[str, Any]) -> GroundingEncoder:
+    gc = cfg.grounding
+    return SharedGrounding(vision_width=vision.width, channels=width, patch_size=vision.patch_size,
+                           stem_channels=gc.stem_channels, high_res=cfg.mask_decoder.kind == "sam2",
+                           positional=_positional(width), image_size=gc.image_size, mean=gc.mean, std=gc.std)
+
+
+def _grounding_conv(cfg: CLVNetConfig, vision: VisionEncoder, width: int, cache: dict[str, Any]) -> GroundingEncoder:
+    gc = cfg.grounding
+    return ConvGrounding(channels=width, conv_channels=gc.conv_channels, high_res=cfg.mask_decoder.kind == "sam2",
+                         positional=_positional(width),
+                         image_size=gc.image_size, mean=gc.mean, std=gc.std)
+
+
+GROUNDING_BUILDERS: dict[str, Callable[[CLVNetConfig, VisionEncoder, int, dict[str, Any]], GroundingEncoder]] = {
+    "sam2": _grounding_sam, "sam": _grounding_sam, "shared": _grounding_shared, "conv": _grounding_conv}
+
+
+def _build_mask_decoder(cfg: CLVNetConfig, prompt_dim: int, cache: dict[str, Any]) -> MaskDecoder:
+    mc = cfg.mask_decoder
+    sam = _sam(mc.kind, mc.pretrained_path, cache)
+    if sam is not None:
+        dec, no_mask = sam.mask_decoder, sam.prompt_encoder.no_mask_embed.weight[0]
+    elif mc.kind == "sam2":
+        from transformers import Sam2MaskDecoderConfig
+        from transformers.models.sam2.modeling_sam2 import Sam2MaskDecoder
+
+        dconf = _sdpa(Sam2MaskDecoderConfig(**{**mc.config, "dynamic_multimask_via_stability": False}))
+        dec, no_mask = Sam2MaskDecoder(dconf), None
+    else:
+        from transformers import SamMaskDecoderConfig
+        from transformers.models.sam.modeling_sam import SamMaskDecoder
+
+        dec, no_mask = SamMaskDecoder(_sdpa(SamMaskDecoderConfig(**mc.config))), None
+    if hasattr(dec, "dynamic_multimask_via_stability"):
+        dec.dynamic_multimask_via_stability = False     # same single-mask path in train and eval
+    return MaskDecoder(dec, mc.kind, prompt_dim, no_mask)
+
+
+def _build_cues(cfg: CLVNetConfig, vision_width: int, llm_width: int, decoder_width: int) -> LocationCues:
+    feed = None
+    if cfg.grounding.feed_llm:
+        feed = nn.Linear(decoder_width, vision_width)
+        nn.init.zeros_(feed.weight)
+        nn.init.zeros_(feed.bias)
+    mark = cfg.region.box_mark if cfg.use_box_prompt else "none"
+    return LocationCues(feed=feed, mark_llm=BoxMark(llm_width) if mark in ("llm", "both") else None,
+                        mark_mask=BoxMark(decoder_width) if mark in ("mask", "both") else None)
+
+
+def n_image_tokens(cfg: CLVNetConfig, vision: VisionEncoder) -> int:
+    """Image tokens per image in the prompt: E_v's grid pooled by ``vision.llm_pool``."""
+    side, pool = vision.image_size // vision.patch_size, max(cfg.vision.llm_pool, 1)
+    if side % pool:
+        raise ValueError(f"vision grid {side} is not divisible by vision.llm_pool={cfg.vision.llm_pool}")
+    return (side // pool) ** 2
+
+
+def build_model(cfg: CLVNetConfig, captions: Iterable[str] | None = None, *, tokenizer: Any = None,
+                meta: bool = False) -> CLVNet:
+    """Build CLV-Net.
+
+    Args:
+        cfg: the model config.
+        captions: training texts for the tiny tokenizer (ignored when the LLM has a tokenizer folder).
+        tokenizer: use this tokenizer (e.g. the one saved with a checkpoint).
+        meta: build on the meta device without any weights or tokenizer (parameter counting).
+
+    Returns:
+        The model, with ``requires_grad`` set from ``cfg.trainable``.
+    """
+    if meta and (cfg.llm.pretrained_path or cfg.vision.pretrained_path):
+        log.info("meta build: pretrained paths are ignored, architectures come from the config dicts")
+        cfg = _without_paths(cfg)
+    if tokenizer is None and not meta:
+        tokenizer = build_tokenizer(cfg, captions)
+    elif tokenizer is not None:
+        add_special_tokens(tokenizer)
+    cache: dict[str, Any] = {}
+    with torch.device("meta") if meta else contextlib.nullcontext():
+        vision = _build_vision(cfg)
+        llm = _build_llm(cfg, tokenizer)
+        d = int(llm.get_input_embeddings().weight.shape[1])
+        ids = SpecialIds.from_tokenizer(tokenizer) if tokenizer is not None else SpecialIds(0, 1, 2, 3, 4, 5, 6, None)
+        rc, lc = cfg.region, cfg.loss
+        region = RegionEncoder(vision.width, mode=rc.mode, grid=rc.grid, num_detections=rc.num_detections,
+                               sampling=rc.sampling, box_hidden=rc.box_embed_hidden)
+        mask_decoder = _build_mask_decoder(cfg, d, cache)
+        width = mask_decoder.width
+        processor = None if tokenizer is None else CLVNetProcessor(
+            tokenizer, n_image_tokens=n_image_tokens(cfg, vision), n_region_tokens=region.num_tokens,
+            prompt_template=cfg.llm.prompt_template, query_template=cfg.llm.query_template,
+            query_template_no_box=cfg.llm.query_template_no_box, use_box_prompt=cfg.use_box_prompt,
+            max_length=getattr(llm.config, "max_position_embeddings", None))
+        model = CLVNet(
+            cfg, tokenizer=tokenizer, processor=processor, vision=vision,
+            projector=Projector(vision.width, d, cfg.projector.hidden_size), region=region,
+            reasoner=VPReasoner(llm, ids),
+            cgformer=CGFormer(d, cfg.cgformer.num_heads, cfg.cgformer.threshold) if cfg.cgformer.enabled
+            else PlainPrompt(d),
+            grounding=GROUNDING_BUILDERS[cfg.grounding.kind](cfg, vision, width, cache),
+            mask_decoder=mask_decoder,
+            sralign=SRAlign(d, width, lc.align_dim, csc=lc.csc, rec=lc.rec, text_relation=not cfg.cgformer.enabled,
+                            logit_scale_init=lc.logit_scale_init, logit_scale_max=lc.logit_scale_max,
+                            denominator=lc.csc_denominator),
+            cues=_build_cues(cfg, vision.width, d, width))
+    set_trainable(model, cfg)
+    return model
+
+
+def _without_paths(cfg: CLVNetConfig) -> CLVNetConfig:
+    cfg = copy.deepcopy(cfg)
+    cfg.vision.pretrained_path = cfg.llm.pretrained_path = cfg.llm.tokenizer_path = None
+    cfg.grounding.pretrained_path = cfg.mask_decoder.pretrained_path = None
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------- trainables
+def set_trainable(model: CLVNet, cfg: CLVNetConfig) -> None:
+    """Apply ``cfg.trainable`` (per component) and LoRA."""
+    t = cfg.trainable
+    model.requires_grad_(False)
+    if t.vision:
+        model.vision.requires_grad_(True)
+        _freeze(model.vision, model.vision.unused_parameters())
+    model.projector.requires_grad_(t.projector)
+    if model.cues.feed is not None:
+        model.cues.feed.requires_grad_(t.projector)
+    model.region.requires_grad_(t.region)
+    for mark in (model.cues.mark_llm, model.cues.mark_mask):
+        if mark is not None:
+            mark.requires_grad_(t.region)
+    model.cgformer.requires_grad_(t.cgformer)
+    model.grounding.requires_grad_(t.grounding)
+    if t.mask_decoder:
+        model.mask_decoder.requires_grad_(True)
+        _freeze(model.mask_decoder, model.mask_decoder.unused_parameters())
+    model.sralign.requires_grad_(t.align)
+    if t.llm == "full":
+        model.reasoner.llm.requires_grad_(True)
+    elif t.llm == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        lc = cfg.llm.lora
+        model.reasoner.llm = get_peft_model(model.reasoner.llm, LoraConfig(
+            r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=list(lc.target_modules)))
+    llm = model.reasoner.llm
+    if t.llm_embeddings in ("input", "both"):
+        llm.get_input_embeddings().weight.requires_grad_(True)
+    out = llm.get_output_embeddings()
+    if t.llm_embeddings in ("output", "both") and out is not None:
+        out.weight.requires_grad_(True)
+
+
+def _freeze(module: nn.Module, names: list[str]) -> None:
+    params = dict(module.named_parameters())
+    for n in names:
+        params[n].requires_grad_(False)
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+def _pretrained_prefixes(cfg: CLVNetConfig) -> tuple[str, ...]:
+    """State-dict prefixes whose tensors come unchanged from a pretrained folder (unless they train)."""
+    out = []
+    if cfg.vision.pretrained_path:
+        out.append("vision.clip.")
+    if cfg.llm.pretrained_path:
+        out.append("reasoner.llm.")
+    if cfg.grounding.pretrained_path and cfg.grounding.kind in ("sam2", "sam"):
+        out += ["grounding.encoder.", "grounding.positional.", "grounding.no_memory_embedding"]
+    if cfg.mask_decoder.pretrained_path:
+        out += ["mask_decoder.decoder.", "mask_decoder.no_mask_embed"]
+    return tuple(out)
+
+
+def _embedding_keys(model: CLVNet) -> set[str]:
+    """Keys of the LLM's input and output embedding matrices (resized for the new special tokens)."""
+    llm = model.reasoner.llm
+    targets = {id(llm.get_input_embeddings().weight)}
+    if llm.get_output_embeddings() is not None:
+        targets.add(id(llm.get_output_embeddings().weight))
+    return {n for n, p in model.named_parameters() if id(p) in targets}
+
+
+def checkpoint_keys(model: CLVNet) -> list[str]:
+    """State-dict keys a checkpoint of ``model`` must contain.
+
+    Everything but the unchanged copies of pretrained folders; a pretrained LLM's embedding matrices are
+    always kept, since the special tokens' rows are new.
+    """
+    prefixes = _pretrained_prefixes(model.cfg)
+    grads = {n for n, p in model.named_parameters() if p.requires_grad}
+    embeddings = _embedding_keys(model) if model.cfg.llm.pretrained_path else set()
+    return [k for k in model.state_dict() if not k.startswith(prefixes) or k in grads or k in embeddings]
+
+
+def save_pretrained(model: CLVNet, directory: str | Path) -> Path:
+    """Write the checkpoint folder (config.yaml, model.safetensors, tokenizer/, adapter/) and return its path."""
+    from safetensors.torch import save_file
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    save_yaml(model.cfg, out / CONFIG)
+    sd = model.state_dict()
+    tensors = {k: sd[k].detach().contiguous().cpu() for k in checkpoint_keys(model)}
+    seen: set[int] = set()
+    for k, v in tensors.items():             # safetensors refuses shared storage (tied weights): copy
+        ptr = v.untyped_storage().data_ptr()
+        if ptr in seen:
+            tensors[k] = v.clone()
+        seen.add(ptr)
+    save_file(tensors, str(out / WEIGHTS), metadata={"format": "pt", "model": "clvnet", "name": model.cfg.name})
+    if model.tokenizer is not None:
+        model.tokenizer.save_pretrained(str(out / TOKENIZER))
+    if model.cfg.trainable.llm == "lora":
+        model.reasoner.llm.save_pretrained(str(out / ADAPTER))
+    return out
+
+
+def from_pretrained(directory: str | Path, device: str | torch.device = "cpu", *,
+                    trust_remote_code: bool = False) -> CLVNet:
+    """Build the model from ``config.yaml`` and load ``model.safetensors`` strictly; returns it in eval mode.
+
+    Code shipped with a checkpoint (a tokenizer's or an LLM's ``auto_map``) runs only when the caller passes
+    ``trust_remote_code=True``; the checkpoint's own ``llm.trust_remote_code`` never grants it.
+
+    Raises:
+        FileNotFoundError: ``config.yaml`` or ``model.safetensors`` is missing.
+        PermissionError: the checkpoint needs remote code and ``trust_remote_code`` is False.
+        ValueError: the weights do not match the config (every bad key is named).
+    """
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    d = Path(directory)
+    for name in (CONFIG, WEIGHTS):
+        if not (d / name).is_file():
+            raise FileNotFoundError(f"checkpoint {d}: missing {name}")
+    cfg = load_config(CLVNetConfig, d / CONFIG)
+    if cfg.llm.trust_remote_code and not trust_remote_code:
+        raise PermissionError(
+            f"checkpoint {d} runs Python code from its model folders (config llm.trust_remote_code: true, "
+            f"LLM {cfg.llm.pretrained_path!r}); pass --trust-remote-code (trust_remote_code=True) only if you "
+            "trust where it came from")
+    cfg = dataclasses.replace(cfg, llm=dataclasses.replace(cfg.llm, trust_remote_code=trust_remote_code))
+    tok = None
+    if (d / TOKENIZER).is_dir():
+        try:
+            tok = AutoTokenizer.from_pretrained(str(d / TOKENIZER), trust_remote_code=trust_remote_code,
+                                                local_files_only=True)
+        except ValueError as exc:
+            if trust_remote_code or "trust_remote_code" not in str(exc):
+                raise
+            raise PermissionError(
+                f"checkpoint {d}: its tokenizer ({d / TOKENIZER}) runs Python code from the checkpoint; pass "
+                "--trust-remote-code (trust_remote_code=True) only if you trust where it came from") from exc
+    model = build_model(cfg, tokenizer=tok)
+    load_weights(model, load_file(str(d / WEIGHTS)), source=str(d / WEIGHTS))
+    return model.to(device).eval()
+
+
+def load_weights(model: CLVNet, tensors: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Load ``tensors`` into ``model``; the key set must equal :func:`checkpoint_keys` exactly."""
+    expected, got = set(checkpoint_keys(model)), set(tensors)
+    missing, unexpected = sorted(expected - got), sorted(got - expected)
+    sd = model.state_dict()
+    shapes = sorted(k for k in expected & got if tuple(sd[k].shape) != tuple(tensors[k].shape))
+    problems = []
+    if missing:
+        problems.append(f"missing keys ({len(missing)}): {', '.join(missing[:20])}")
+    if unexpected:
+        problems.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:20])}")
+    if shapes:
+        problems.append("shape mismatch: " + ", ".join(
+            f"{k} {tuple(tensors[k].shape)} vs model {tuple(sd[k].shape)}" for k in shapes[:20]))
+    if problems:
+        raise ValueError(f"{source} does not match the model config: " + "; ".join(problems))
+    model.load_state_dict(tensors, strict=False)
