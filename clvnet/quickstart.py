@@ -176,7 +176,7 @@ def predict_records(model: Any, jsonl: Path, cfg: Any, batch_size: int = 16) -> 
     from clvnet.inference.masks import logits_to_rle
     from clvnet.models import generate
 
-    ds = GCGDataset(jsonl, cfg.data.dataset, train=False)
+    ds = GCGDataset(jsonl, cfg.data.dataset, train=False, views=model.processor.views)
     gts = [ds.record(i) for i in range(len(ds))]
     preds: list[GCGRecord] = []
     model.eval()
@@ -185,7 +185,7 @@ def predict_records(model: Any, jsonl: Path, cfg: Any, batch_size: int = 16) -> 
             idx = list(range(start, min(start + batch_size, len(ds))))
             batch = collate_gcg([ds[i] for i in idx])
             gens = generate(model, batch["image"], batch["region"], batch["box"],
-                            region_windows=batch["region_window"])
+                            grounding_images=batch["grounding_image"], region_windows=batch["region_window"])
             for i, g in zip(idx, gens):
                 r = gts[i]
                 logits = g.mask_logits.float().cpu().numpy()

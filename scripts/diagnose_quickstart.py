@@ -64,7 +64,7 @@ def caption_losses(model: CLVNet, ds: GCGDataset, n: int, batch_size: int = 16
         if len(idx) < 2:
             break
         _, inputs = collate([ds[i] for i in idx])
-        feats = model.encode_image(inputs["image"])
+        feats = model.encode_image(inputs["image"], inputs["grounding_image"])
         f_r, _ = model.context_tokens(feats, inputs["region"], inputs["box"], None, None, inputs.get("region_window"))
         mark = model.mark_box(feats, inputs["box"]).image_tokens - feats.image_tokens   # region.box_mark (or 0)
         roll = torch.roll(torch.arange(len(idx)), 1)
@@ -97,7 +97,7 @@ def main() -> None:
     cfg = load_config(TrainConfig, args.run / "train_config.yaml", [])
     model = from_pretrained(args.run / "checkpoint", device="cpu").eval()
     test = args.run / "data" / "test" / "records.jsonl"
-    ds = GCGDataset(test, cfg.data.dataset, train=False)
+    ds = GCGDataset(test, cfg.data.dataset, train=False, views=model.processor.views)
 
     row, _ = validate(model, ds, Collator(model.processor), torch.device("cpu"), batch_size=16,
                       max_samples=len(ds), n_captions=0)

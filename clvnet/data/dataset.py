@@ -2,7 +2,9 @@
 
 Each sample is a dict::
 
-    image         float (3, S, S) in [0, 1]  whole image resized (stretched) to image_size
+    image         float (3, S, S) in [0, 1]  global view: the whole image resized (stretched) to image_size
+    grounding_image float (3, G, G) in [0, 1]  grounding view: the whole image resized to grounding_size
+                                             (the same tensor as ``image`` when the two sizes are equal)
     region        float (3, R, R) in [0, 1]  the box crop at native resolution, resized to region_size
     region_window float (4,)                 normalised xyxy of the image area the region canvas spans
     box           float (4,)                 normalised xyxy box in [0, 1] ([0, 0, 1, 1] when box is null)
@@ -12,14 +14,9 @@ Each sample is a dict::
     phrase_texts  list[str]
     id            str
 
-Region crop: the box (grown to ``min_region`` pixels per side if smaller) is cut from the full-resolution
-image. With ``region_resize="pad"`` (default) the crop is centred on a square zero canvas of side
-max(w, h) before resizing, so the aspect ratio is kept; ``region_window`` then is that square in
-normalised image coordinates (it may extend past [0, 1]). With ``"stretch"`` the crop is resized
-directly and ``region_window`` equals the (grown) box.
-
-Masks are resized with an area-weighted (bilinear, antialiased) filter and thresholded at 0.5; a phrase
-whose mask would vanish keeps every pixel with any coverage, so tiny objects are never dropped.
+Every size and the image preprocessing come from :class:`clvnet.data.views.ImageViews`, which the model
+builds from its preset and the trainer passes in (the predictor uses the same object, so training and
+inference prepare images alike). A data config may repeat a size only if it agrees with the model's.
 
 Horizontal flip (``hflip`` probability, training only) mirrors the image, box and masks and swaps
 left/right and east/west words in the target (``left``, ``top-left``, ``upper left``, ``northwest``,
@@ -46,6 +43,7 @@ from torch.utils.data import Dataset
 from clvnet.data import rle as rle_utils
 from clvnet.data.images import load_image
 from clvnet.data.record import DataError, GCGRecord, from_tagged, validate
+from clvnet.data.views import ImageViews
 
 _HFLIP_PAIRS = {
     "left": "right", "leftmost": "rightmost", "lefthand": "righthand", "leftward": "rightward",
@@ -81,15 +79,20 @@ def swap_left_right(text: str) -> str:
 
 @dataclass
 class DatasetConfig:
-    """Settings of :class:`GCGDataset`."""
+    """Settings of :class:`GCGDataset`.
 
-    image_size: int = 256
-    region_size: int = 128
-    mask_size: int = 128
+    The input sizes (``image_size``, ``region_size``, ``mask_size``, ``min_region``, ``region_resize``) belong to
+    the model (:class:`~clvnet.data.views.ImageViews`); here they are None unless a config repeats them, and a
+    value that contradicts the model's is an error when training starts.
+    """
+
+    image_size: int | None = None
+    region_size: int | None = None
+    mask_size: int | None = None
+    min_region: int | None = None
+    region_resize: Literal["pad", "stretch"] | None = None
     hflip: float = 0.0  # probability, training only
     root: str | None = None  # image root; default: the JSONL's folder
-    min_region: int = 16  # boxes smaller than this (pixels per side) are grown around their centre
-    region_resize: Literal["pad", "stretch"] = "pad"
     validate: bool = True  # validate each record (spans, box, RLE sizes) when it is read
     # Keep each prepared sample (per flip variant, as uint8) in memory after its first read, up to this many
     # MB (0 = off). Epochs after the first then skip PNG/RLE decoding and resizing. The cache lives in the
@@ -99,11 +102,19 @@ class DatasetConfig:
     def __post_init__(self) -> None:
         if self.cache_mb < 0:
             raise ValueError(f"DatasetConfig.cache_mb must be >= 0, got {self.cache_mb}")
-        for name in ("image_size", "region_size", "mask_size", "min_region"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"DatasetConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in SIZE_KEYS[:4]:
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"DatasetConfig.{name} must be >= 1, got {value}")
         if not 0.0 <= self.hflip <= 1.0:
             raise ValueError(f"DatasetConfig.hflip is a probability in [0, 1], got {self.hflip}")
+
+    def sizes(self) -> dict[str, Any]:
+        """The input sizes this config sets (not None)."""
+        return {k: getattr(self, k) for k in SIZE_KEYS if getattr(self, k) is not None}
+
+
+SIZE_KEYS = ("image_size", "region_size", "mask_size", "min_region", "region_resize")
 
 
 class GCGDataset(Dataset[dict[str, Any]]):
@@ -115,11 +126,23 @@ class GCGDataset(Dataset[dict[str, Any]]):
         train: enables the random augmentation (``cfg.hflip``).
         seed: base seed of the augmentation; sample ``i`` in epoch ``e`` (see :meth:`set_epoch`)
             draws from ``(seed, e, i)``, so runs are reproducible with any number of workers.
+        views: the model's input sizes and preprocessing (``model.processor.views``). Without it (data
+            tools that have no model) the sizes set in ``cfg`` are used, the defaults otherwise.
+
+    Raises:
+        ValueError: a size set in ``cfg`` contradicts ``views`` (both values are named).
     """
 
     def __init__(self, source: str | Path | list[GCGRecord], cfg: DatasetConfig | None = None,
-                 train: bool = False, seed: int = 0) -> None:
+                 train: bool = False, seed: int = 0, views: ImageViews | None = None) -> None:
         self.cfg = cfg or DatasetConfig()
+        if views is None:
+            views = ImageViews(**self.cfg.sizes())
+        for key, value in self.cfg.sizes().items():
+            if getattr(views, key) != value:
+                raise ValueError(f"data.dataset.{key}={value} contradicts the model's {key}={getattr(views, key)} "
+                                 "(input sizes come from the model preset; remove the data key)")
+        self.views = views
         self.train, self.seed, self.epoch = train, seed, 0
         self._records: list[GCGRecord] | None = None
         self._cache: dict[tuple[int, bool], dict[str, Any]] = {}
@@ -195,6 +218,8 @@ class GCGDataset(Dataset[dict[str, Any]]):
                 self._store((i, flip), sample)
         out = dict(sample)
         out["image"] = sample["image"].float().div_(255.0)
+        out["grounding_image"] = (out["image"] if sample["grounding_image"] is sample["image"]
+                                  else sample["grounding_image"].float().div_(255.0))
         out["region"] = sample["region"].float().div_(255.0)
         out["masks"] = sample["masks"].float()
         out["region_window"] = sample["region_window"].clone()
@@ -203,7 +228,7 @@ class GCGDataset(Dataset[dict[str, Any]]):
         return out
 
     def _store(self, key: tuple[int, bool], sample: dict[str, Any]) -> None:
-        size = sum(v.nbytes for v in sample.values() if isinstance(v, torch.Tensor))
+        size = sum(v.nbytes for v in {id(v): v for v in sample.values() if isinstance(v, torch.Tensor)}.values())
         if self._cache_bytes + size > self.cfg.cache_mb * 2**20:
             if not self._cache_full:
                 self._cache_full = True
@@ -234,27 +259,23 @@ class GCGDataset(Dataset[dict[str, Any]]):
         if len(phrases) != len(masks):  # the record's own text contains tags: refuse rather than misalign
             raise DataError(f"tagged text parses into {len(phrases)} phrases but the record has {len(masks)}",
                             file=self.path, record=rec.id, field="caption")
-        region, window = self._region(img, box)
-        s, m = self.cfg.image_size, self.cfg.mask_size
+        v = self.views
+        grown = v.region_box(box, w, h)
+        region, window = v.region(img[grown[1]:grown[3], grown[0]:grown[2]], grown, w, h)
+        view, gview = v.global_views(img)
+        image = _to_uint8(view)
         return {
-            "image": _to_uint8(np.asarray(Image.fromarray(img).resize((s, s), Image.Resampling.BILINEAR))),
+            "image": image,
+            "grounding_image": image if gview is view else _to_uint8(gview),
             "region": _to_uint8(region),
             "region_window": torch.tensor(window, dtype=torch.float32),
             "box": torch.tensor([box[0] / w, box[1] / h, box[2] / w, box[3] / h], dtype=torch.float32),
-            "masks": torch.from_numpy(np.stack([resize_mask(x, m) for x in masks]).astype(np.uint8) if masks
-                                      else np.zeros((0, m, m), np.uint8)),
+            "masks": torch.from_numpy(v.masks(masks)),
             "target": tagged,
             "caption": caption,
             "phrase_texts": [p.text for p in phrases],
             "id": rec.id,
         }
-
-    def _region(self, img: np.ndarray, box: tuple[float, float, float, float]
-                ) -> tuple[np.ndarray, tuple[float, float, float, float]]:
-        h, w = img.shape[:2]
-        x0, y0, x1, y1 = grow_box(box, self.cfg.min_region, w, h)
-        return region_canvas(img[y0:y1, x0:x1], (x0, y0, x1, y1), w, h, self.cfg.region_size,
-                             self.cfg.region_resize)
 
     def plot(self, i: int, *, title: bool = True) -> Image.Image:
         """The i-th sample (with its augmentation) as an overlay: global view, masks, box, caption."""
@@ -267,57 +288,6 @@ class GCGDataset(Dataset[dict[str, Any]]):
         box = (smp["box"] * s).tolist()
         return render_overlay(img, smp["masks"].numpy(), phrases, box=box, caption=caption,
                               title=smp["id"] if title else None)
-
-
-def region_canvas(crop: np.ndarray, box: tuple[int, int, int, int], width: int, height: int, size: int,
-                  mode: str = "pad") -> tuple[np.ndarray, tuple[float, float, float, float]]:
-    """The region input for a crop of ``box`` (pixels; the crop may be decimated) of a ``width`` x ``height`` image.
-
-    ``pad`` centres the crop on a zero-filled square (aspect kept), ``stretch`` resizes it as is; either way
-    the result is ``size`` x ``size``. Also returns the normalised xyxy window of the image that the canvas
-    spans (``region_window``). Shared by the training dataset and the predictor so both prepare regions alike.
-    """
-    x0, y0, x1, y1 = box
-    if mode == "stretch":
-        out = np.asarray(Image.fromarray(crop).resize((size, size), Image.Resampling.BILINEAR))
-        return out, (x0 / width, y0 / height, x1 / width, y1 / height)
-    ch, cw = crop.shape[:2]
-    side = max(ch, cw)
-    canvas = np.zeros((side, side, 3), np.uint8)
-    oy, ox = (side - ch) // 2, (side - cw) // 2
-    canvas[oy:oy + ch, ox:ox + cw] = crop
-    out = np.asarray(Image.fromarray(canvas).resize((size, size), Image.Resampling.BILINEAR))
-    sx, sy = (x1 - x0) / cw, (y1 - y0) / ch  # image pixels per crop pixel (1 unless decimated)
-    wx0, wy0 = x0 - ox * sx, y0 - oy * sy
-    return out, (wx0 / width, wy0 / height, (wx0 + side * sx) / width, (wy0 + side * sy) / height)
-
-
-def grow_box(box: tuple[float, float, float, float], min_size: int, width: int, height: int
-             ) -> tuple[int, int, int, int]:
-    """Integer crop window of ``box`` grown around its centre to ``min_size`` and clipped to the image."""
-    x0, y0, x1, y1 = box
-    lo: list[int] = []
-    hi: list[int] = []
-    for a, b, limit in ((x0, x1, width), (y0, y1, height)):
-        size = min(max(b - a, min_size), limit)
-        start = min(max(0.0, (a + b) / 2 - size / 2), limit - size)
-        s = max(0, int(np.floor(start)))
-        e = min(limit, max(int(np.ceil(start + size)), s + 1))
-        lo.append(s)
-        hi.append(e)
-    return lo[0], lo[1], hi[0], hi[1]
-
-
-def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
-    """(H, W) binary mask -> (size, size) float32 {0, 1}; area-weighted, never empties a non-empty mask."""
-    soft = np.asarray(Image.fromarray((mask > 0).astype(np.float32)).resize((size, size), Image.Resampling.BILINEAR))
-    out = soft >= 0.5
-    if not out.any() and mask.any():
-        out = soft > 0
-        if not out.any():  # far below one output pixel: mark the pixel holding the centre
-            ys, xs = np.nonzero(mask)
-            out[int(ys.mean() * size / mask.shape[0]), int(xs.mean() * size / mask.shape[1])] = True
-    return out.astype(np.float32)
 
 
 def _to_uint8(img: np.ndarray) -> torch.Tensor:
@@ -333,6 +303,8 @@ def collate_gcg(samples: list[dict[str, Any]]) -> dict[str, Any]:
         raise ValueError("collate_gcg needs at least one sample")
     out: dict[str, Any] = {k: torch.stack([s[k] for s in samples]) for k in ("image", "region", "box",
                                                                             "region_window")}
+    shared = all(s["grounding_image"] is s["image"] for s in samples)   # equal view sizes: one tensor
+    out["grounding_image"] = out["image"] if shared else torch.stack([s["grounding_image"] for s in samples])
     m = samples[0]["masks"].shape[-1]
     nmax = max(s["masks"].shape[0] for s in samples)
     masks = torch.zeros((len(samples), nmax, m, m), dtype=torch.float32)
@@ -349,4 +321,4 @@ def collate_gcg(samples: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["DatasetConfig", "GCGDataset", "collate_gcg", "grow_box", "resize_mask", "swap_left_right"]
+__all__ = ["SIZE_KEYS", "DatasetConfig", "GCGDataset", "collate_gcg", "swap_left_right"]

@@ -141,3 +141,21 @@ def check_paths(cfg: TrainConfig) -> None:
         value = getattr(cfg.data, key)
         if value and not Path(value).is_file():
             raise FileNotFoundError(f"config key 'data.{key}': dataset file not found: {value}")
+
+
+def check_sizes(cfg: TrainConfig) -> None:
+    """Fail at start-up when ``data.dataset`` repeats an input size that differs from the model's.
+
+    Every input size comes from the model preset (``clvnet.models.build.input_views``); the message names
+    both keys.
+    """
+    from clvnet.config import ConfigError
+    from clvnet.models.build import VIEW_SOURCES, input_views
+
+    views = input_views(cfg.model)
+    for key, value in cfg.data.dataset.sizes().items():
+        if getattr(views, key) != value:
+            raise ConfigError(f"config key 'data.dataset.{key}' = {value!r} contradicts '{VIEW_SOURCES[key]}', which "
+                              f"gives {getattr(views, key)!r}; input sizes come from the model preset, so remove the "
+                              f"data key or change the model's")
+

@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from clvnet.config import ConfigError, load_config, to_dict
+
+if TYPE_CHECKING:
+    from clvnet.models.modeling import CLVNet
 
 
 @dataclass
@@ -87,7 +88,7 @@ def check_model_config(model_cfg: Any, ckpt_dir: Path) -> None:
                          + "; ".join(diffs))
 
 
-def build_or_resume_model(model_cfg: Any, captions: list[str], resume_dir: Path | None) -> torch.nn.Module:
+def build_or_resume_model(model_cfg: Any, captions: list[str], resume_dir: Path | None) -> CLVNet:
     """A fresh model from ``model_cfg`` or the (strictly loaded) model of ``resume_dir``.
 
     Args:

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from clvnet.config import save_yaml
 from clvnet.engine import checkpointing as ckpt
-from clvnet.engine.config import TrainConfig, check_paths
+from clvnet.engine.config import TrainConfig, check_paths, check_sizes
 from clvnet.engine.distributed import ShardedResumableSampler, any_flag, gather_objects, make_accelerator
 from clvnet.engine.logging import RunLogger
 from clvnet.engine.runtime import auto_threads, enable_gradient_checkpointing, ignore_sigint, param_groups
@@ -62,6 +62,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, resume: str | None = None) -> None:
         check_paths(cfg)
+        check_sizes(cfg)
         self.cfg = cfg
         self.out = Path(cfg.output_dir)
         t = cfg.train
@@ -78,14 +79,16 @@ class Trainer:
         from clvnet.data.dataset import GCGDataset
         from clvnet.data.record import read_jsonl
 
-        self.train_set = GCGDataset(cfg.data.train, cfg.data.dataset, train=True, seed=t.seed)
-        self.val_set = GCGDataset(cfg.data.val, cfg.data.dataset, train=False) if cfg.data.val else None
+        captions = [r.caption for r in read_jsonl(cfg.data.train)]
+        model = build_or_resume_model(cfg.model, captions, self.resume_dir)
+        assert model.processor is not None            # a model with a tokenizer always has one
+        views = model.processor.views                 # the model's input sizes, saved with its checkpoints
+        self.train_set = GCGDataset(cfg.data.train, cfg.data.dataset, train=True, seed=t.seed, views=views)
+        self.val_set = GCGDataset(cfg.data.val, cfg.data.dataset, train=False, views=views) if cfg.data.val else None
         if cfg.data.dataset.cache_mb and cfg.data.num_workers and self.acc.is_main_process:
             log.warning("data.dataset.cache_mb=%d with data.num_workers=%d: each worker keeps its own cache and "
                         "loses it when the loader is rebuilt every epoch; use num_workers=0 with the cache",
                         cfg.data.dataset.cache_mb, cfg.data.num_workers)
-        captions = [r.caption for r in read_jsonl(cfg.data.train)]
-        model = build_or_resume_model(cfg.model, captions, self.resume_dir)
         if t.gradient_checkpointing:
             n_gc = enable_gradient_checkpointing(model)
             if self.acc.is_main_process:

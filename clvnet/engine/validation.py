@@ -111,6 +111,7 @@ def validate(model: Any, dataset: Dataset, collate: Collator, device: torch.devi
             k = min(n_captions - len(samples), len(batch["id"]))
             gens = generate(model, batch["image"][:k].to(device), batch["region"][:k].to(device),
                             batch["box"][:k].to(device), max_new_tokens=max_new_tokens,
+                            grounding_images=batch["grounding_image"][:k].to(device),
                             region_windows=batch["region_window"][:k].to(device))
             samples += [(batch["target"][i], gens[i].tagged) for i in range(k)]
     metrics = evaluate_masks(gts, preds)

@@ -4,13 +4,14 @@
 :class:`~clvnet.inference.prediction.GCGPrediction` per box. ``image`` is a path (any size: PNG, JPEG,
 TIFF, GeoTIFF), a numpy array or a PIL image. Per call:
 
-1. the raster is opened (:mod:`clvnet.inference.raster`); the global view is the decimated whole image
-   (the preview), resized to ``image_size`` exactly as :class:`clvnet.data.dataset.GCGDataset` does;
-2. image features come from an LRU cache keyed by the SHA-1 of the global view's pixels and its size, so a
+1. the raster is opened (:mod:`clvnet.inference.raster`); the global view and the grounding view are made
+   from the decimated whole image (the preview) by the model's own ``processor.views``, as the training
+   dataset makes them;
+2. image features come from an LRU cache keyed by the SHA-1 of the views' pixels and their sizes, so a
    second box (or a second call) on the same image skips the encoder; the preview itself is cached by
    file identity (path, size, mtime, options), so a large scene is not decimated twice;
-3. each box region is read as a window at native resolution and prepared as in training (grown to
-   ``min_region``, padded square, resized to ``region_size``);
+3. each box region is read as a window at native resolution and prepared as in training
+   (``processor.views``: grown to ``min_region``, padded square, resized to ``region_size``);
 4. all boxes are decoded as one batch (``batch_size`` at a time) with the KV cache;
 5. mask logits over the global view become full-resolution RLE masks strip by strip
    (:func:`clvnet.inference.masks.logits_to_rle`), nodata pixels removed.
@@ -32,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from clvnet.data.record import Phrase
 from clvnet.inference.masks import logits_to_rle
@@ -111,29 +111,6 @@ def check_checkpoint(directory: str | Path) -> Path:
     return path
 
 
-PREPROCESS_KEYS = ("image_size", "region_size", "min_region", "region_resize")
-
-
-def training_preprocessing(directory: Path) -> dict[str, Any]:
-    """The dataset preprocessing a checkpoint was trained with (``train_config.yaml`` ``data.dataset``).
-
-    Returns only the keys the predictor uses (global view size, region size, minimum region, region
-    resize mode); empty when the checkpoint has no training config (the defaults then match
-    :class:`clvnet.data.dataset.DatasetConfig`).
-    """
-    path = Path(directory) / "train_config.yaml"
-    if not path.is_file():
-        return {}
-    import yaml
-
-    try:
-        cfg = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"--checkpoint {directory}: train_config.yaml is not valid YAML: {exc}") from exc
-    dataset = ((cfg.get("data") or {}).get("dataset") or {}) if isinstance(cfg, dict) else {}
-    return {k: dataset[k] for k in PREPROCESS_KEYS if k in dataset}
-
-
 class Predictor:
     """Caption-and-segment boxes on images of any size with a loaded CLV-Net.
 
@@ -141,8 +118,6 @@ class Predictor:
         model: a loaded :class:`clvnet.models.CLVNet` (eval mode is set here).
         device: torch device the model lives on.
         raster: how images are turned into 8-bit RGB (bands, stretch, preview size).
-        image_size, region_size, min_region, region_resize: preprocessing, as in training
-            (:class:`clvnet.data.dataset.DatasetConfig`).
         cache_size: image-feature LRU capacity (images).
         batch_size: boxes decoded together.
         max_new_tokens: default decoding budget (None = the model's config).
@@ -150,16 +125,16 @@ class Predictor:
     """
 
     def __init__(self, model: Any, *, device: str = "cpu", raster: RasterOptions | None = None,
-                 image_size: int = 256, region_size: int = 128, min_region: int = 16,
-                 region_resize: str = "pad", cache_size: int = 8, batch_size: int = 8,
-                 max_new_tokens: int | None = None, region_max: int = 4096) -> None:
+                 cache_size: int = 8, batch_size: int = 8, max_new_tokens: int | None = None,
+                 region_max: int = 4096) -> None:
         self.model = model.eval()
+        if model.processor is None:
+            raise ValueError("the model has no processor (built on the meta device?)")
+        self.image_views = model.processor.views       # the same preprocessing as in training
         self.device = device
         self.raster_options = raster or RasterOptions()
-        self.image_size, self.region_size = int(image_size), int(region_size)
-        self.min_region, self.region_resize = int(min_region), region_resize
         self.features = FeatureCache(cache_size)
-        self.views = FeatureCache(max(1, cache_size // 2))
+        self.previews = FeatureCache(max(1, cache_size // 2))
         self.batch_size = max(1, int(batch_size))
         self.max_new_tokens = max_new_tokens
         self.region_max = int(region_max)
@@ -179,8 +154,6 @@ class Predictor:
         from clvnet.models import from_pretrained
 
         path = check_checkpoint(directory)
-        for key, value in training_preprocessing(path).items():
-            kwargs.setdefault(key, value)
         dev = resolve_device(device)
         try:
             model = from_pretrained(path, device=dev, trust_remote_code=trust_remote_code)
@@ -195,7 +168,7 @@ class Predictor:
 
     def _open(self, image: Any, options: RasterOptions | None) -> Raster:
         raster = open_raster(image, options or self.raster_options)
-        cached = self.views.get(raster.identity)
+        cached = self.previews.get(raster.identity)
         if cached is not None:
             raster._preview, raster._stats = cached
         return raster
@@ -244,20 +217,18 @@ class Predictor:
             query = f"{query} (user-focused region <BOX>)"
         return query
 
-    def _global_view(self, raster: Raster) -> tuple[np.ndarray, Preview]:
+    def _global_views(self, raster: Raster) -> tuple[np.ndarray, np.ndarray, Preview]:
+        """(global view, grounding view, preview): both views are made from the preview's pixels."""
         preview = raster.preview()
-        self.views.put(raster.identity, (preview, raster._stats))
-        s = self.image_size
-        view = np.asarray(Image.fromarray(preview.rgb).resize((s, s), Image.Resampling.BILINEAR))
-        return view, preview
+        self.previews.put(raster.identity, (preview, raster._stats))
+        view, gview = self.image_views.global_views(preview.rgb)
+        return view, gview, preview
 
     def _region(self, raster: Raster, box: tuple[float, float, float, float]
                 ) -> tuple[np.ndarray, tuple[float, float, float, float]]:
-        from clvnet.data.dataset import grow_box, region_canvas
-
-        grown = grow_box(box, self.min_region, raster.width, raster.height)
+        grown = self.image_views.region_box(box, raster.width, raster.height)
         crop = raster.read_rgb(grown, max_side=self.region_max)
-        return region_canvas(crop, grown, raster.width, raster.height, self.region_size, self.region_resize)
+        return self.image_views.region(crop, grown, raster.width, raster.height)
 
     def _tensor(self, arrays: list[np.ndarray]) -> Any:
         import torch
@@ -265,15 +236,18 @@ class Predictor:
         stacked = np.stack(arrays).astype(np.float32) / 255.0  # (B, H, W, 3)
         return torch.from_numpy(stacked).permute(0, 3, 1, 2).contiguous().to(self.device)
 
-    def _features(self, view: np.ndarray, raster: Raster) -> tuple[Any, bool]:
+    def _features(self, view: np.ndarray, gview: np.ndarray, raster: Raster) -> tuple[Any, bool]:
         import torch
 
-        key = f"{hashlib.sha1(view.tobytes()).hexdigest()}:{view.shape}:{raster.height}x{raster.width}"
+        digest = hashlib.sha1(view.tobytes())
+        if gview is not view:
+            digest.update(gview.tobytes())
+        key = f"{digest.hexdigest()}:{view.shape}:{gview.shape}:{raster.height}x{raster.width}"
         feats = self.features.get(key)
         if feats is not None:
             return feats, True
         with torch.inference_mode():
-            feats = self.model.encode_image(self._tensor([view]))
+            feats = self.model.encode_image(self._tensor([view]), self._tensor([gview]))
         self.features.put(key, feats)
         return feats, False
 
@@ -329,11 +303,11 @@ class Predictor:
         import torch
 
         t = time.perf_counter()
-        view, _ = self._global_view(job.raster)
+        view, gview, _ = self._global_views(job.raster)
         regions, windows = zip(*(self._region(job.raster, job.boxes[k]) for k in idx))
         t_read = time.perf_counter() - t
         t = time.perf_counter()
-        feats, hit = self._features(view, job.raster)
+        feats, hit = self._features(view, gview, job.raster)
         t_enc = time.perf_counter() - t
         w, h = job.raster.width, job.raster.height
         boxes = torch.tensor([[b[0] / w, b[1] / h, b[2] / w, b[3] / h] for b in (job.boxes[k] for k in idx)],

@@ -6,7 +6,8 @@ architecture dict (random init, or on the meta device for ``clvnet info``). Trai
 declared per component in ``cfg.trainable`` (:func:`set_trainable`).
 
 Checkpoint folders hold ``config.yaml``, ``model.safetensors`` (every tensor that is not an unchanged copy
-of a pretrained folder), ``tokenizer/`` and, with LoRA, the peft ``adapter/``. Loading is strict: the key set
+of a pretrained folder), ``processor_config.json`` (every input size), ``tokenizer/`` and, with LoRA, the peft
+``adapter/``. Loading is strict: the key set
 is derived from the config, and any missing, unexpected or mis-shaped key is named. Weights are never pickled.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import json
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -24,6 +26,7 @@ import torch
 from torch import nn
 
 from clvnet.config import load_config, save_yaml
+from clvnet.data.views import ImageViews
 from clvnet.models.cgformer import CGFormer, PlainPrompt
 from clvnet.models.config import SPECIAL_TOKENS, CLVNetConfig
 from clvnet.models.cues import BoxMark, LocationCues
@@ -40,6 +43,7 @@ from clvnet.models.vision import Projector, VisionEncoder
 log = logging.getLogger(__name__)
 _DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 WEIGHTS, CONFIG, TOKENIZER, ADAPTER = "model.safetensors", "config.yaml", "tokenizer", "adapter"
+PROCESSOR = "processor_config.json"
 
 
 def _sdpa(config: Any) -> Any:
@@ -123,6 +127,10 @@ def _grounding_sam(cfg: CLVNetConfig, vision: VisionEncoder, width: int, cache: 
     common: dict[str, Any] = {"image_size": gc.image_size, "mean": gc.mean, "std": gc.std}
     sam = _sam(gc.kind, gc.pretrained_path, cache)
     if sam is not None:
+        native = int(sam.config.prompt_encoder_config.image_size)
+        if native != gc.image_size:
+            raise ValueError(f"grounding.image_size={gc.image_size} but the {gc.kind} model in {gc.pretrained_path} "
+                             f"takes {native}-px images (its prompt_encoder_config.image_size); set {native}")
         mem = sam.no_memory_embedding if gc.kind == "sam2" else None
         return SamGrounding(sam.vision_encoder, kind=gc.kind, no_memory_embedding=mem,
                             positional=sam.shared_image_embedding, **common)
@@ -188,6 +196,27 @@ def _build_cues(cfg: CLVNetConfig, vision_width: int, llm_width: int, decoder_wi
                         mark_mask=BoxMark(decoder_width) if mark in ("mask", "both") else None)
 
 
+# where each input size comes from, for messages (ImageViews field -> model config key)
+VIEW_SOURCES = {"image_size": "model.vision.config.image_size", "grounding_size": "model.grounding.image_size",
+                "mask_size": "model.mask_decoder.mask_size", "region_size": "model.region.crop_size",
+                "min_region": "model.region.min_size", "region_resize": "model.region.resize"}
+
+
+def input_views(cfg: CLVNetConfig) -> ImageViews:
+    """Every input size of the model, from its config alone (E_v's size from its folder when pretrained)."""
+    if cfg.vision.pretrained_path:
+        from transformers import CLIPVisionConfig
+
+        clip_cfg: Any = CLIPVisionConfig.from_pretrained(cfg.vision.pretrained_path)
+        image_size = int(clip_cfg.image_size)
+    else:
+        image_size = int(cfg.vision.config["image_size"])
+    rc = cfg.region
+    return ImageViews(image_size=image_size, grounding_size=cfg.grounding.image_size,
+                      mask_size=cfg.mask_decoder.mask_size or cfg.grounding.image_size, region_size=rc.crop_size,
+                      min_region=rc.min_size, region_resize=rc.resize)
+
+
 def n_image_tokens(cfg: CLVNetConfig, vision: VisionEncoder) -> int:
     """Image tokens per image in the prompt: E_v's grid pooled by ``vision.llm_pool``."""
     side, pool = vision.image_size // vision.patch_size, max(cfg.vision.llm_pool, 1)
@@ -227,19 +256,20 @@ def build_model(cfg: CLVNetConfig, captions: Iterable[str] | None = None, *, tok
                                sampling=rc.sampling, box_hidden=rc.box_embed_hidden)
         mask_decoder = _build_mask_decoder(cfg, d, cache)
         width = mask_decoder.width
+        grounding = GROUNDING_BUILDERS[cfg.grounding.kind](cfg, vision, width, cache)
+        views = input_views(cfg)
         processor = None if tokenizer is None else CLVNetProcessor(
             tokenizer, n_image_tokens=n_image_tokens(cfg, vision), n_region_tokens=region.num_tokens,
             prompt_template=cfg.llm.prompt_template, query_template=cfg.llm.query_template,
             query_template_no_box=cfg.llm.query_template_no_box, use_box_prompt=cfg.use_box_prompt,
-            max_length=getattr(llm.config, "max_position_embeddings", None))
+            max_length=getattr(llm.config, "max_position_embeddings", None), views=views)
         model = CLVNet(
             cfg, tokenizer=tokenizer, processor=processor, vision=vision,
             projector=Projector(vision.width, d, cfg.projector.hidden_size), region=region,
             reasoner=VPReasoner(llm, ids),
             cgformer=CGFormer(d, cfg.cgformer.num_heads, cfg.cgformer.threshold) if cfg.cgformer.enabled
             else PlainPrompt(d),
-            grounding=GROUNDING_BUILDERS[cfg.grounding.kind](cfg, vision, width, cache),
-            mask_decoder=mask_decoder,
+            grounding=grounding, mask_decoder=mask_decoder,
             sralign=SRAlign(d, width, lc.align_dim, csc=lc.csc, rec=lc.rec, text_relation=not cfg.cgformer.enabled,
                             logit_scale_init=lc.logit_scale_init, logit_scale_max=lc.logit_scale_max,
                             denominator=lc.csc_denominator),
@@ -352,6 +382,8 @@ def save_pretrained(model: CLVNet, directory: str | Path) -> Path:
     save_file(tensors, str(out / WEIGHTS), metadata={"format": "pt", "model": "clvnet", "name": model.cfg.name})
     if model.tokenizer is not None:
         model.tokenizer.save_pretrained(str(out / TOKENIZER))
+    if model.processor is not None:
+        (out / PROCESSOR).write_text(json.dumps(model.processor.to_dict(), indent=1) + "\n")
     if model.cfg.trainable.llm == "lora":
         model.reasoner.llm.save_pretrained(str(out / ADAPTER))
     return out
@@ -365,7 +397,7 @@ def from_pretrained(directory: str | Path, device: str | torch.device = "cpu", *
     ``trust_remote_code=True``; the checkpoint's own ``llm.trust_remote_code`` never grants it.
 
     Raises:
-        FileNotFoundError: ``config.yaml`` or ``model.safetensors`` is missing.
+        FileNotFoundError: ``config.yaml``, ``model.safetensors`` or ``processor_config.json`` is missing.
         PermissionError: the checkpoint needs remote code and ``trust_remote_code`` is False.
         ValueError: the weights do not match the config (every bad key is named).
     """
@@ -395,8 +427,29 @@ def from_pretrained(directory: str | Path, device: str | torch.device = "cpu", *
                 f"checkpoint {d}: its tokenizer ({d / TOKENIZER}) runs Python code from the checkpoint; pass "
                 "--trust-remote-code (trust_remote_code=True) only if you trust where it came from") from exc
     model = build_model(cfg, tokenizer=tok)
+    _check_processor(model, d)
     load_weights(model, load_file(str(d / WEIGHTS)), source=str(d / WEIGHTS))
     return model.to(device).eval()
+
+
+def _check_processor(model: CLVNet, d: Path) -> None:
+    """The saved ``processor_config.json`` must equal the processor the config builds (sizes, templates)."""
+    path = d / PROCESSOR
+    if model.processor is None or not path.is_file():
+        raise FileNotFoundError(f"checkpoint {d}: missing {PROCESSOR}")
+    saved, built = json.loads(path.read_text()), model.processor.to_dict()
+    flat_saved, flat_built = _flatten(saved), _flatten(built)
+    diffs = [f"{k}: saved {flat_saved.get(k)!r}, config builds {flat_built.get(k)!r}"
+             for k in sorted(set(flat_saved) | set(flat_built)) if flat_saved.get(k) != flat_built.get(k)]
+    if diffs:
+        raise ValueError(f"checkpoint {d}: {PROCESSOR} does not match the model config: " + "; ".join(diffs))
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
 
 
 def load_weights(model: CLVNet, tensors: dict[str, torch.Tensor], source: str = "checkpoint") -> None:

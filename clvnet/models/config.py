@@ -55,6 +55,9 @@ class RegionConfig:
     num_detections: int = 8         # token slots for the detection path (padded with a learned token)
     sampling: int = 2               # bilinear samples per RoI cell side (RoIAlign-style)
     box_embed_hidden: int = 64      # hidden width of the box-coordinate MLP
+    crop_size: int = 128            # side of the region canvas E_v encodes (the box crop, resized)
+    min_size: int = 16              # boxes smaller than this (pixels per side) are grown around their centre
+    resize: Literal["pad", "stretch"] = "pad"   # pad: square zero canvas, aspect kept; stretch: resize as is
     # Also mark the box on the global view: a box-relative embedding of every cell (inside / above /
     # left of the box ...) added to the LLM's image tokens ("llm"), to the mask decoder's dense prompt
     # ("mask") or both. Not in the paper (its LLM locates the box from f_r alone); see design §7.
@@ -132,7 +135,9 @@ class MaskDecoderConfig:
     config: dict[str, Any] = field(default_factory=lambda: {
         "hidden_size": 32, "mlp_dim": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
         "iou_head_hidden_dim": 32})
-    mask_size: int = 128                     # output mask side M used by generate()
+    # side M of the mask targets and predictions over the whole image; None = the grounding view's side,
+    # as SAM's postprocess_masks scores masks at the encoder's input resolution
+    mask_size: int | None = 128
 
 
 @dataclass

@@ -64,6 +64,7 @@ def _select(feats: ImageFeatures, n: int) -> ImageFeatures:
 
 def prompt_batch(model: CLVNet, images: torch.Tensor, regions: torch.Tensor | None, boxes: torch.Tensor | None, *,
                  query: str | list[str] | None = None, image_features: ImageFeatures | None = None,
+                 grounding_images: torch.Tensor | None = None,
                  detections: torch.Tensor | None = None, detections_valid: torch.Tensor | None = None,
                  region_windows: torch.Tensor | None = None) -> PromptBatch:
     """Encode what is not cached yet and build the left-padded prompt batch (arguments as :func:`generate`)."""
@@ -71,7 +72,9 @@ def prompt_batch(model: CLVNet, images: torch.Tensor, regions: torch.Tensor | No
         raise ValueError("the model has no tokenizer (built on the meta device?)")
     dev = model.device
     n = boxes.shape[0] if boxes is not None else (regions.shape[0] if regions is not None else images.shape[0])
-    feats = _select(image_features if image_features is not None else model.encode_image(images.to(dev)), n)
+    if image_features is None:
+        image_features = model.encode_image(images.to(dev), None if grounding_images is None else grounding_images.to(dev))
+    feats = _select(image_features, n)
     moved = {k: _rows(None if v is None else v.to(dev), n, k) for k, v in
              (("regions", regions), ("boxes", boxes), ("detections", detections),
               ("detections_valid", detections_valid), ("region_windows", region_windows))}
@@ -142,7 +145,8 @@ def greedy(model: CLVNet, batch: PromptBatch, budget: int, *, use_cache: bool = 
 @torch.no_grad()
 def generate(model: CLVNet, images: torch.Tensor, regions: torch.Tensor | None = None,
              boxes: torch.Tensor | None = None, *, query: str | list[str] | None = None,
-             image_features: ImageFeatures | None = None, max_new_tokens: int | None = None,
+             image_features: ImageFeatures | None = None, grounding_images: torch.Tensor | None = None,
+             max_new_tokens: int | None = None,
              streamer: Streamer | None = None, use_cache: bool | None = None, mask_size: int | None = None,
              detections: torch.Tensor | None = None, detections_valid: torch.Tensor | None = None,
              region_windows: torch.Tensor | None = None, num_beams: int | None = None) -> list[GenerationOutput]:
@@ -154,11 +158,12 @@ def generate(model: CLVNet, images: torch.Tensor, regions: torch.Tensor | None =
         regions: (B, 3, R, R) box crops in [0, 1] (None when ``use_box_prompt`` is off).
         boxes: (B, 4) normalised xyxy boxes.
         query: one query for all boxes, or one per box (must contain ``<BOX>``); default: the template.
-        image_features: the cached ``model.encode_image(images)`` (1 or B rows).
+        image_features: the cached ``model.encode_image(images, grounding_images)`` (1 or B rows).
+        grounding_images: (1 or B, 3, G, G) grounding views (``processor.views``); None resizes ``images``.
         max_new_tokens: default ``cfg.generation.max_new_tokens``; decoding stops at EOS.
         streamer: called as ``streamer(box_index, text_increment)`` after every step (greedy).
         use_cache: default ``cfg.generation.use_cache``; False re-encodes the sequence every step.
-        mask_size: side of the returned masks (default ``cfg.mask_decoder.mask_size``).
+        mask_size: side of the returned masks (default ``processor.views.mask_size``).
         detections, detections_valid: (B, n, 4) boxes inside each region and (B, n) validity, for
             ``region.mode: detections``.
         region_windows: (B, 4) image area each crop canvas spans (when crops were padded to squares).
@@ -177,7 +182,7 @@ def generate(model: CLVNet, images: torch.Tensor, regions: torch.Tensor | None =
     if beams > 1 and not cache:
         raise ValueError("beam search (num_beams > 1) needs use_cache=True")
     batch = prompt_batch(model, images, regions, boxes, query=query, image_features=image_features,
-                         detections=detections, detections_valid=detections_valid, region_windows=region_windows)
+                         grounding_images=grounding_images, detections=detections, detections_valid=detections_valid, region_windows=region_windows)
     if beams == 1:
         texts, segs = greedy(model, batch, budget, use_cache=cache, streamer=streamer)
     else:
@@ -186,7 +191,8 @@ def generate(model: CLVNet, images: torch.Tensor, regions: torch.Tensor | None =
         texts, segs = [r.token_ids for r in best], [r.seg_states for r in best]
         if streamer is not None:       # the best hypothesis is known only at the end: one piece per box
             _stream(model.tokenizer, texts, [""] * len(texts), streamer, torch.ones(len(texts), dtype=torch.bool))
-    return finish(model, batch, texts, segs, mask_size or model.cfg.mask_decoder.mask_size)
+    assert model.processor is not None                   # prompt_batch checked it
+    return finish(model, batch, texts, segs, mask_size or model.processor.views.mask_size)
 
 
 def finish(model: CLVNet, batch: PromptBatch, gen: list[list[int]], seg_states: list[list[torch.Tensor]],

@@ -67,13 +67,20 @@ class CLVNet(nn.Module):
         return self.projector.fc1.weight.dtype
 
     # ------------------------------------------------------------------ encoders
-    def encode_image(self, images: torch.Tensor) -> ImageFeatures:
-        """Encode global views (B, 3, S, S) in [0, 1] once; reuse for every box and query."""
+    def encode_image(self, images: torch.Tensor, grounding_images: torch.Tensor | None = None) -> ImageFeatures:
+        """Encode images once; reuse the features for every box and query.
+
+        Args:
+            images: (B, 3, S, S) global views in [0, 1] for E_v.
+            grounding_images: (B, 3, G, G) grounding views in [0, 1] made from the original pixels at the
+                grounding encoder's input size (``processor.views``); None resizes ``images`` instead.
+        """
         with _frozen_context(self.vision, images):
             grid = self.vision(images)                                                # (B, Cv, h, w)
         vision_grid = grid if self.grounding.uses_vision_grid else None
+        pixels = images if grounding_images is None else grounding_images
         with _frozen_context(self.grounding, vision_grid):
-            grounding = self.grounding(images, vision_grid)
+            grounding = self.grounding(pixels, vision_grid)
         cells = grid_to_tokens(grid, self.cfg.vision.llm_pool)                         # (B, n_img, Cv)
         cells = self.cues.image_cells(cells, grounding)
         return ImageFeatures(image_tokens=self.projector(cells), grounding=grounding)  # (B, n_img, D)
@@ -136,7 +143,8 @@ class CLVNet(nn.Module):
         rec_ids = [str(x) for x in inputs.get("id", range(images.shape[0]))]
         opt = {k: (None if inputs.get(k) is None else inputs[k].to(dev))
                for k in ("region", "box", "detections", "detections_valid", "region_window")}
-        feats = self.encode_image(images)
+        grounding_images = inputs.get("grounding_image")
+        feats = self.encode_image(images, None if grounding_images is None else grounding_images.to(dev))
         f_r_prompt, f_r = self.context_tokens(feats, opt["region"], opt["box"], opt["detections"],
                                               opt["detections_valid"], opt["region_window"])
         feats = self.mark_box(feats, opt["box"])

@@ -1,4 +1,8 @@
-"""CLVNetProcessor: a ``collate_gcg`` batch -> model inputs (token ids, labels), picklable for workers.
+"""CLVNetProcessor: the model's inputs from data; one per model, saved with every checkpoint.
+
+* the image side is :class:`clvnet.data.views.ImageViews` (global view, grounding view, region crop, mask
+  size): the dataset and the predictor both prepare images with ``processor.views``;
+* the text side turns a ``collate_gcg`` batch into token ids and labels (picklable for loader workers).
 
 Prompt layout (one row)::
 
@@ -15,17 +19,19 @@ from typing import Any
 
 import torch
 
+from clvnet.data.views import ImageViews
 from clvnet.models.tokenizer import SpecialIds
 
-PASSTHROUGH = ("image", "region", "region_window", "box", "masks", "mask_valid", "id", "phrase_texts", "caption", "target",
+PASSTHROUGH = ("image", "grounding_image", "region", "region_window", "box", "masks", "mask_valid", "id", "phrase_texts", "caption", "target",
                "detections", "detections_valid")
 
 
 class CLVNetProcessor:
-    """Tokenise prompts and targets; counts come from the model config.
+    """The model's image views and its tokenisation of prompts and targets; counts come from the model.
 
     Args:
         tokenizer: a fast tokenizer with the special tokens added.
+        views: the image-side sizes and preprocessing (built from the model's modules and config).
         n_image_tokens: image tokens per image (derived from the vision config).
         n_region_tokens: K (derived from the region config).
         prompt_template: with ``{image}`` and ``{query}`` fields.
@@ -37,13 +43,21 @@ class CLVNetProcessor:
 
     def __init__(self, tokenizer: Any, *, n_image_tokens: int, n_region_tokens: int, prompt_template: str,
                  query_template: str, query_template_no_box: str, use_box_prompt: bool = True,
-                 max_length: int | None = None) -> None:
+                 max_length: int | None = None, views: ImageViews | None = None) -> None:
         self.tokenizer = tokenizer
+        self.views = views or ImageViews()
         self.ids = SpecialIds.from_tokenizer(tokenizer)
         self.n_image_tokens, self.n_region_tokens = n_image_tokens, n_region_tokens
         self.prompt_template, self.query_template = prompt_template, query_template
         self.query_template_no_box, self.use_box_prompt = query_template_no_box, use_box_prompt
         self.max_length = max_length
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the tokenizer, as saved in a checkpoint's ``processor_config.json``."""
+        return {"views": self.views.to_dict(), "n_image_tokens": self.n_image_tokens,
+                "n_region_tokens": self.n_region_tokens, "prompt_template": self.prompt_template,
+                "query_template": self.query_template, "query_template_no_box": self.query_template_no_box,
+                "use_box_prompt": self.use_box_prompt, "max_length": self.max_length}
 
     def _tok(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -13,15 +13,9 @@ from PIL import Image
 
 from clvnet.config import ConfigError, from_dict
 from clvnet.data import rle
-from clvnet.data.dataset import (
-    DatasetConfig,
-    GCGDataset,
-    collate_gcg,
-    grow_box,
-    resize_mask,
-    swap_left_right,
-)
+from clvnet.data.dataset import DatasetConfig, GCGDataset, collate_gcg, swap_left_right
 from clvnet.data.record import DataError, from_tagged, read_jsonl, write_jsonl
+from clvnet.data.views import ImageViews, grow_box, resize_mask
 
 
 def test_sample_contract(gcg_jsonl: Path) -> None:
@@ -247,3 +241,30 @@ def test_cache_bound_warns_once_and_keeps_serving(tmp_path: Path) -> None:
     assert len(ds._cache) == 1 and all(s["image"].shape == (3, W, W) for s in samples)
     with pytest.raises(ValueError, match="cache_mb"):
         DatasetConfig(cache_mb=-1)
+
+
+def test_grounding_view_is_made_from_the_original_pixels(tmp_path: Path) -> None:
+    """The grounding encoder's view is the image resized to its own size, not the small global view upsampled."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (H, W, 3), dtype=np.uint8)
+    Image.fromarray(img).save(tmp_path / "noise.png")
+    rec = make_record(tmp_path, "n")
+    rec.image = "noise.png"
+    views = ImageViews(image_size=16, grounding_size=96, mask_size=24, region_size=16)
+    s = GCGDataset([rec], DatasetConfig(root=str(tmp_path)), views=views)[0]
+    assert s["image"].shape == (3, 16, 16) and s["grounding_image"].shape == (3, 96, 96)
+    direct = np.asarray(Image.fromarray(img).resize((96, 96), Image.Resampling.BILINEAR))
+    got = (s["grounding_image"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    assert np.array_equal(got, direct)
+    upsampled = torch.nn.functional.interpolate(s["image"][None], size=(96, 96), mode="bilinear", align_corners=False)
+    assert float((upsampled[0] - s["grounding_image"]).abs().mean()) > 0.1     # detail the 16-px view lost
+    assert s["masks"].shape[-1] == 24
+    same = GCGDataset([rec], DatasetConfig(root=str(tmp_path)), views=ImageViews(image_size=32, grounding_size=32))
+    batch = collate_gcg([same[0], same[0]])
+    assert batch["grounding_image"] is batch["image"]                          # equal sizes: one tensor
+
+
+def test_a_data_size_that_contradicts_the_model_is_an_error(tmp_path: Path) -> None:
+    rec = make_record(tmp_path, "c")
+    with pytest.raises(ValueError, match=r"data.dataset.region_size=64 contradicts the model's region_size=128"):
+        GCGDataset([rec], DatasetConfig(root=str(tmp_path), region_size=64), views=ImageViews())

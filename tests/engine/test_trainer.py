@@ -130,3 +130,12 @@ def test_gradient_checkpointing_and_bf16_autocast_run_on_cpu(experiment: Path, t
     assert tr.acc.mixed_precision == "bf16"
     tr.fit()
     assert math.isfinite(read_csv(tmp_path / "run" / "train_log.csv")[0]["total"])
+
+
+def test_a_data_size_that_contradicts_the_model_fails_at_start_up(experiment: Path, tmp_path: Path) -> None:
+    from clvnet.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"'data.dataset.image_size' = 336 contradicts "
+                                          r"'model.vision.config.image_size', which gives 64"):
+        Trainer(_cfg(experiment, "data.dataset.image_size=336"))
+    assert not (tmp_path / "run").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -95,19 +96,19 @@ def test_query_and_inputs(predictor: Predictor) -> None:
         predictor.predict(img, [])
 
 
-def test_preprocessing_follows_train_config(tiny_checkpoint: Path, tmp_path: Path) -> None:
+def test_preprocessing_comes_from_the_checkpoint_processor(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    import json
     import shutil
 
-    from clvnet.inference.predictor import training_preprocessing
-
+    pred = Predictor.from_pretrained(tiny_checkpoint, device="cpu")
+    saved = json.loads((tiny_checkpoint / "processor_config.json").read_text())
+    assert pred.image_views.to_dict() == saved["views"] == pred.model.processor.views.to_dict()
     ckpt = tmp_path / "ckpt"
     shutil.copytree(tiny_checkpoint, ckpt)
-    assert training_preprocessing(ckpt) == {}
-    (ckpt / "train_config.yaml").write_text(
-        "data:\n  dataset:\n    image_size: 192\n    region_size: 96\n    region_resize: stretch\n    hflip: 0.5\n")
-    assert training_preprocessing(ckpt) == {"image_size": 192, "region_size": 96, "region_resize": "stretch"}
-    pred = Predictor.from_pretrained(ckpt, device="cpu", region_size=64)
-    assert (pred.image_size, pred.region_size, pred.region_resize) == (192, 64, "stretch")
+    saved["views"]["region_size"] = 96
+    (ckpt / "processor_config.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"processor_config.json does not match .*views.region_size: saved 96"):
+        Predictor.from_pretrained(ckpt, device="cpu")
 
 
 @pytest.mark.parametrize("mode", ["pad", "stretch"])
@@ -122,16 +123,19 @@ def test_region_and_window_match_the_training_dataset(predictor: Predictor, tmp_
     Image.fromarray(img).save(tmp_path / "scene.png")
     box = (30.0, 20.0, 110.0, 50.0)
     rec = GCGRecord(image="scene.png", height=120, width=200, caption="A scene.", box=box)
-    cfg = DatasetConfig(image_size=64, region_size=32, mask_size=32, root=str(tmp_path), region_resize=mode)
-    sample = GCGDataset([rec], cfg)[0]
-    saved = predictor.region_size, predictor.region_resize
-    predictor.region_size, predictor.region_resize = 32, mode
+    views = dataclasses.replace(predictor.image_views, region_size=32, region_resize=mode)
+    sample = GCGDataset([rec], DatasetConfig(root=str(tmp_path)), views=views)[0]
+    saved = predictor.image_views
+    predictor.image_views = views
     raster = open_raster(tmp_path / "scene.png", RasterOptions())
     try:
         region, window = predictor._region(raster, box)
+        view, gview, _ = predictor._global_views(raster)
     finally:
         raster.close()
-        predictor.region_size, predictor.region_resize = saved
+        predictor.image_views = saved
+    assert np.array_equal(view, (sample["image"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+    assert np.array_equal(gview, (sample["grounding_image"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
     expected = (sample["region"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     assert np.array_equal(region, expected)
     assert np.allclose(window, sample["region_window"].numpy(), atol=1e-6)

@@ -52,6 +52,7 @@ def micro_config(**over: Any) -> CLVNetConfig:
     d["grounding"]["image_size"] = 64
     d["grounding"]["stem_channels"] = 8
     d["mask_decoder"]["mask_size"] = 32
+    d["region"]["crop_size"] = 32
     d["loss"]["align_dim"] = 16
     for k, v in over.items():
         node = d

@@ -131,3 +131,17 @@ def test_bf16_llm_with_fp32_heads(batch: dict[str, Any]) -> None:
     assert torch.isfinite(out.loss)
     model.eval()
     assert len(generate(model, batch["image"], batch["region"], batch["box"], max_new_tokens=4)) == 2
+
+
+def test_the_grounding_encoder_reads_the_grounding_view(batch: dict[str, Any]) -> None:
+    model = _build(batch, **{"grounding.kind": "conv", "grounding.conv_channels": [8, 8, 16, 16],
+                             "grounding.image_size": 128}).eval()
+    assert model.processor is not None and model.processor.views.grounding_size == 128
+    inputs = model.processor(batch)
+    g = torch.nn.functional.interpolate(batch["image"], size=(128, 128), mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        feats = model.encode_image(inputs["image"], g)
+        assert feats.grounding.embedding.shape[-1] == 8                  # 128 px at stride 16
+        a = model(dict(inputs, grounding_image=g)).mask_logits
+        b = model(dict(inputs, grounding_image=g.flip(-1))).mask_logits
+    assert not torch.allclose(a, b)
