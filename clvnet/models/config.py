@@ -152,8 +152,8 @@ class LossConfig:
     sralign_lambda: float = 1.0              # λ of eq. 13 (``lambda`` is a Python keyword)
     csc_denominator: Literal["all", "negatives_only"] = "all"
     align_dim: int = 64                      # shared space of m_i and s_j
-    logit_scale_init: float = 2.6592         # log(1/0.07), as CLIP
-    logit_scale_max: float = 4.6052          # log(100), CLIP's clamp
+    logit_scale_init: float = 0.0            # log(1/τ) at start: τ = 1 (eq. 10's logits are m·s/τ, not cosines)
+    logit_scale_max: float = 4.6052          # log(100): τ >= 0.01, CLIP's clamp
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """SRAlign (paper eqs. 10-12): the semantic (L_csc) and relationship (L_rec) consistency losses and their heads.
 
-* L_csc, eq. 10: a symmetric multi-positive InfoNCE between mask embeddings m_i (the decoder's output mask
-  tokens, projected) and phrase embeddings s_j (the mean LLM hidden state of the phrase's tokens between
-  ``<p>`` and ``</p>``, projected). Positives are the same object, or the same normalised phrase text.
+* L_csc, eq. 10: per sample, a symmetric multi-positive InfoNCE between mask embeddings m_i (the decoder's
+  output mask tokens, projected) and phrase embeddings s_j (the mean LLM hidden state of the phrase's tokens
+  between ``<p>`` and ``</p>``, projected), with logits m_i·s_j/τ, summed over the sample's N objects and
+  averaged over the batch. Positives are the same object, or the same normalised phrase text in the sample.
 * L_rec, eq. 11: the symmetric KL divergence between the textual relation matrix R_t (CGFormer's R_e, or a
   relation head on f_h when CGFormer is off) and the visual one R_v (eq. 7 applied to the mask tokens).
 * Eq. 12: ``L_align = L_csc + L_rec``, weighted by λ in eq. 13 by the model.
@@ -41,62 +42,84 @@ def relationship_consistency_loss(r_text: torch.Tensor, r_visual: torch.Tensor) 
     return 0.5 * ((r_text * (lt - lv)).sum() + (r_visual * (lv - lt)).sum())
 
 
-def _directional(z: torch.Tensor, pos: torch.Tensor, denominator: str) -> torch.Tensor:
-    """Mean over rows with >= 1 positive of the mean −log softmax over that row's positives."""
+def _directional(z: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor, denominator: str) -> torch.Tensor:
+    """One direction of eq. 10 per sample: the sum over its objects of the mean −log softmax over their positives.
+
+    Args:
+        z: (B, N, N) logits, row = anchor, column = candidate.
+        pos: (B, N, N) bool positives (only between valid objects).
+        valid: (B, N) bool, real objects.
+        denominator: ``all`` or ``negatives_only``.
+
+    Returns:
+        (B,) per-sample sums; an anchor without a positive (or, with ``negatives_only``, without a negative)
+        contributes 0.
+    """
+    cols = valid[:, None, :].expand_as(pos)
     if denominator == "all":
-        log_prob = z - torch.logsumexp(z, dim=1, keepdim=True)                         # (R, C)
+        den = cols
     elif denominator == "negatives_only":
-        log_prob = z - torch.logsumexp(z.masked_fill(pos, float("-inf")), dim=1, keepdim=True)
+        den = cols & ~pos
     else:
         raise ValueError(f"csc denominator must be 'all' or 'negatives_only', got {denominator!r}")
-    n_pos = pos.sum(dim=1)
-    rows = n_pos > 0
-    if not bool(rows.any()):
-        return z.sum() * 0.0
-    per_row = (-(log_prob.masked_fill(~pos, 0.0)).sum(dim=1) / n_pos.clamp(min=1))[rows]
-    # negatives_only: a row without negatives has a -inf denominator; it contributes 0
-    return torch.where(torch.isfinite(per_row), per_row, torch.zeros_like(per_row)).mean()
+    n_pos = pos.sum(-1)                                                               # (B, N)
+    rows = valid & (n_pos > 0) & den.any(-1)
+    den = torch.where(rows[..., None], den, torch.ones_like(den))                    # keep unused rows finite
+    log_prob = z - torch.logsumexp(z.masked_fill(~den, float("-inf")), dim=-1, keepdim=True)
+    per_row = -(log_prob.masked_fill(~pos, 0.0)).sum(-1) / n_pos.clamp(min=1)       # (B, N)
+    return torch.where(rows, per_row, torch.zeros_like(per_row)).sum(-1)
 
 
 def semantic_consistency_loss(mask_emb: torch.Tensor, phrase_emb: torch.Tensor, positives: torch.Tensor,
-                              logit_scale: torch.Tensor,
+                              valid: torch.Tensor, logit_scale: torch.Tensor,
                               denominator: Literal["all", "negatives_only"] = "all") -> torch.Tensor:
-    """L_csc of eq. 10: a symmetric multi-positive InfoNCE between mask and phrase embeddings.
+    """L_csc of eq. 10: per sample, the symmetric multi-positive InfoNCE summed over its N objects.
+
+    Logits are ``m_i·s_j / τ`` (dot products, as eq. 10 writes them) with ``τ = exp(-logit_scale)``.
 
     Args:
-        mask_emb: (N, A) mask embeddings m_i.
-        phrase_emb: (M, A) phrase embeddings s_j.
-        positives: (N, M) bool, True where the ground truth links mask i and phrase j.
-        logit_scale: scalar tensor log(1/τ); logits are ``logit_scale.exp() * cosine``.
-        denominator: ``all`` (standard InfoNCE, default) or ``negatives_only`` (eq. 10 as printed).
+        mask_emb: (B, N, A) mask embeddings m_i.
+        phrase_emb: (B, N, A) phrase embeddings s_j (object j's phrase).
+        positives: (B, N, N) bool, True where the ground truth links mask i and phrase j.
+        valid: (B, N) bool, real objects.
+        logit_scale: scalar tensor log(1/τ).
+        denominator: ``all`` (the positives in the denominator too: standard InfoNCE, default) or
+            ``negatives_only`` (eq. 10 as printed, ``j ≠ i``; unbounded below).
 
     Returns:
-        The sum of the mask→phrase and phrase→mask directions, each averaged over rows that have at least
-        one positive.
+        The mean over samples with at least one object of (mask→phrase + phrase→mask) summed over the objects.
     """
-    if positives.shape != (mask_emb.shape[0], phrase_emb.shape[0]):
-        raise ValueError(f"positives {tuple(positives.shape)} must be (N, M) = "
-                         f"({mask_emb.shape[0]}, {phrase_emb.shape[0]})")
-    z = logit_scale.exp() * (F.normalize(mask_emb, dim=-1) @ F.normalize(phrase_emb, dim=-1).t())   # (N, M)
-    pos = positives.to(torch.bool)
-    return _directional(z, pos, denominator) + _directional(z.t(), pos.t(), denominator)
+    if positives.shape != (*mask_emb.shape[:2], phrase_emb.shape[1]) or valid.shape != mask_emb.shape[:2]:
+        raise ValueError(f"positives {tuple(positives.shape)} must be (B, N, N) and valid {tuple(valid.shape)} (B, N) "
+                         f"for mask embeddings {tuple(mask_emb.shape)}")
+    pos = positives.to(torch.bool) & valid[:, :, None] & valid[:, None, :]
+    z = logit_scale.exp() * (mask_emb @ phrase_emb.transpose(1, 2))                 # (B, N, N)
+    per_sample = _directional(z, pos, valid, denominator) + _directional(z.transpose(1, 2), pos.transpose(1, 2),
+                                                                          valid, denominator)
+    has = valid.any(-1)
+    if not bool(has.any()):
+        return z.sum() * 0.0
+    return per_sample[has].mean()
 
 
 def phrase_positives(phrase_texts: list[list[str]], valid: torch.Tensor) -> torch.Tensor:
-    """(Ntot, Ntot) bool: objects i and j of the batch (valid ones, in order) have the same normalised phrase.
+    """(B, N, N) bool: objects i and j of a sample are the same object or have the same normalised phrase.
 
     Raises:
         ValueError: a sample's phrase list does not match its number of valid objects.
     """
-    texts = []
-    for b, row in enumerate(phrase_texts):
-        n = int(valid[b].sum())
-        if len(row) != n:
-            raise ValueError(f"sample {b}: {len(row)} phrase texts but {n} objects (masks)")
-        texts += [" ".join(t.lower().split()) for t in row]
-    codes = {t: k for k, t in enumerate(dict.fromkeys(texts))}
-    ids = torch.tensor([codes[t] for t in texts], device=valid.device, dtype=torch.long)
-    return ids[:, None] == ids[None, :]
+    b, n = valid.shape
+    codes = torch.full((b, n), -1, dtype=torch.long, device=valid.device)
+    for i, row in enumerate(phrase_texts):
+        k = int(valid[i].sum())
+        if len(row) != k:
+            raise ValueError(f"sample {i}: {len(row)} phrase texts but {k} objects (masks)")
+        seen: dict[str, int] = {}
+        codes[i, :k] = torch.tensor([seen.setdefault(" ".join(t.lower().split()), len(seen)) for t in row],
+                                    dtype=torch.long)
+    eye = torch.eye(n, dtype=torch.bool, device=valid.device)
+    same = (codes[:, :, None] == codes[:, None, :]) | eye
+    return same & valid[:, :, None] & valid[:, None, :]
 
 
 class SRAlign(nn.Module):
@@ -108,12 +131,12 @@ class SRAlign(nn.Module):
         align_dim: the shared space of m_i and s_j.
         csc, rec: which losses are on (a head exists only for a loss that is on).
         text_relation: build a relation head on f_h for R_t (when CGFormer, which gives R_e, is off).
-        logit_scale_init, logit_scale_max: log(1/τ) at start and its clamp (CLIP's).
+        logit_scale_init, logit_scale_max: log(1/τ) at start and its clamp.
         denominator: see :func:`semantic_consistency_loss`.
     """
 
     def __init__(self, text_dim: int, visual_dim: int, align_dim: int, *, csc: bool = True, rec: bool = True,
-                 text_relation: bool = False, logit_scale_init: float = 2.6592, logit_scale_max: float = 4.6052,
+                 text_relation: bool = False, logit_scale_init: float = 0.0, logit_scale_max: float = 4.6052,
                  denominator: Literal["all", "negatives_only"] = "all") -> None:
         super().__init__()
         self.csc, self.rec = csc, rec
@@ -158,14 +181,15 @@ class SRAlign(nn.Module):
 
     def _csc(self, tokens: torch.Tensor, phrase_h: torch.Tensor, valid: torch.Tensor,
              phrase_texts: list[list[str]] | None) -> torch.Tensor:
-        """L_csc over all valid objects of the batch; positives = same object or identical phrase text."""
-        m = self.mask_proj(tokens[valid])                                              # (Ntot, A)
-        s = self.phrase_proj(phrase_h[valid])                                          # (Ntot, A)
-        pos = torch.eye(m.shape[0], dtype=torch.bool, device=m.device)
+        """L_csc of eq. 10; positives = same object or identical phrase text within the sample."""
+        m = self.mask_proj(tokens)                                                     # (B, N, A)
+        s = self.phrase_proj(phrase_h)                                                 # (B, N, A)
         if phrase_texts is not None:
-            pos |= phrase_positives(phrase_texts, valid)
+            pos = phrase_positives(phrase_texts, valid)
+        else:
+            pos = torch.eye(valid.shape[1], dtype=torch.bool, device=valid.device).expand(valid.shape[0], -1, -1)
         scale = self.logit_scale.clamp(max=self.logit_scale_max)
-        return semantic_consistency_loss(m, s, pos, scale, self.denominator)
+        return semantic_consistency_loss(m, s, pos, valid, scale, self.denominator)
 
     @staticmethod
     def _rec(r_t: torch.Tensor, r_v: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

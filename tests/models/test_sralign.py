@@ -46,53 +46,75 @@ def test_rec_zero_objects_and_clamp() -> None:
         relationship_consistency_loss(torch.ones(2, 2), torch.ones(3, 3))
 
 
-def test_csc_exact_2x2() -> None:
-    m = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    s = torch.tensor([[1.0, 0.0], [0.6, 0.8]])                # unit vectors; cos = [[1, .6], [0, .8]]
+def _one(x: torch.Tensor) -> torch.Tensor:
+    return x[None]
+
+
+def test_csc_is_eq10_dot_products_summed_over_the_objects() -> None:
+    m = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    s = torch.tensor([[3.0, 0.0], [1.0, 1.0]])
     pos = torch.eye(2, dtype=torch.bool)
-    scale = torch.tensor(math.log(10.0))                       # logits = 10 * cos
-    z = 10 * torch.tensor([[1.0, 0.6], [0.0, 0.8]])
-    m2s = -(z.log_softmax(1).diagonal()).mean()
-    s2m = -(z.t().log_softmax(1).diagonal()).mean()
-    got = semantic_consistency_loss(m, s, pos, scale)
+    valid = torch.ones(2, dtype=torch.bool)
+    tau = 0.5
+    z = (m @ s.t()) / tau                                       # m_i·s_j / τ, no normalisation
+    m2s = -(z.log_softmax(1).diagonal()).sum()                  # summed over the N objects
+    s2m = -(z.t().log_softmax(1).diagonal()).sum()
+    got = semantic_consistency_loss(_one(m), _one(s), _one(pos), _one(valid), torch.tensor(math.log(1 / tau)))
     assert float(got) == pytest.approx(float(m2s + s2m), rel=1e-5)
-    # printed eq. 10: the denominator sums over negatives only
-    neg = -(z.diagonal() - torch.tensor([z[0, 1], z[1, 0]])).mean() - (z.diagonal() - torch.tensor([z[1, 0], z[0, 1]])).mean()
-    got_neg = semantic_consistency_loss(m, s, pos, scale, denominator="negatives_only")
+    # printed eq. 10: the denominator sums over j != i only
+    neg = -(z.diagonal() - z.flip(1).diagonal()).sum() - (z.t().diagonal() - z.t().flip(1).diagonal()).sum()
+    got_neg = semantic_consistency_loss(_one(m), _one(s), _one(pos), _one(valid), torch.tensor(math.log(1 / tau)),
+                                        denominator="negatives_only")
     assert float(got_neg) == pytest.approx(float(neg), rel=1e-5)
+
+
+def test_csc_is_per_sample_and_averaged_over_the_batch() -> None:
+    g = torch.Generator().manual_seed(0)
+    m, s = torch.randn(2, 3, 4, generator=g), torch.randn(2, 3, 4, generator=g)
+    valid = torch.tensor([[True, True, True], [True, True, False]])
+    pos = torch.eye(3, dtype=torch.bool).expand(2, -1, -1)
+    scale = torch.tensor(0.0)
+    both = semantic_consistency_loss(m, s, pos, valid, scale)
+    first = semantic_consistency_loss(m[:1], s[:1], pos[:1], valid[:1], scale)
+    second = semantic_consistency_loss(m[1:, :2], s[1:, :2], pos[1:, :2, :2], valid[1:, :2], scale)
+    assert float(both) == pytest.approx((float(first) + float(second)) / 2, rel=1e-5)
+    m[1, 2] = 1e6                                              # a padded object never enters the loss
+    assert float(semantic_consistency_loss(m, s, pos, valid, scale)) == pytest.approx(float(both), rel=1e-5)
 
 
 def test_csc_aligned_lower_than_shuffled() -> None:
     g = torch.Generator().manual_seed(0)
-    m = torch.randn(6, 16, generator=g)
-    pos = torch.eye(6, dtype=torch.bool)
-    scale = torch.tensor(math.log(1 / 0.07))
-    aligned = semantic_consistency_loss(m, m + 0.05 * torch.randn(6, 16, generator=g), pos, scale)
-    shuffled = semantic_consistency_loss(m, m[torch.tensor([1, 2, 3, 4, 5, 0])], pos, scale)
+    m = torch.randn(1, 6, 16, generator=g)
+    pos, valid = torch.eye(6, dtype=torch.bool)[None], torch.ones(1, 6, dtype=torch.bool)
+    scale = torch.tensor(-2.0)
+    aligned = semantic_consistency_loss(m, m + 0.05 * torch.randn(1, 6, 16, generator=g), pos, valid, scale)
+    shuffled = semantic_consistency_loss(m, m[:, torch.tensor([1, 2, 3, 4, 5, 0])], pos, valid, scale)
     assert float(aligned) < float(shuffled)
 
 
-def test_csc_multi_positive_and_rows_without_positive() -> None:
-    m = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
-    s = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    pos = torch.tensor([[True, False], [True, False], [False, False]])   # phrase 0 owns masks 0 and 1
-    scale = torch.tensor(0.0)
-    z = m @ s.t()
-    m2s = -(z.log_softmax(1)[:2, 0]).mean()                           # mask 2 has no positive: skipped
-    s2m = -(z.t().log_softmax(1)[0, :2]).mean()                       # phrase 1 has no positive: skipped
-    got = semantic_consistency_loss(m, s, pos, scale)
-    assert float(got) == pytest.approx(float(m2s + s2m), rel=1e-5)
-    got.requires_grad_(False)
-    with pytest.raises(ValueError):
-        semantic_consistency_loss(m, s, pos[:2], scale)
+def test_csc_multi_positive_and_finite_gradients() -> None:
+    m = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]], requires_grad=True)
+    s = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]], requires_grad=True)
+    pos = torch.tensor([[[True, True, False], [True, True, False], [False, False, True]]])  # one phrase, two masks
+    valid = torch.ones(1, 3, dtype=torch.bool)
+    z = m[0] @ s[0].t()
+    want = sum(-(z[i].log_softmax(0)[pos[0, i]]).mean() for i in range(3)) * 2      # symmetric here
+    got = semantic_consistency_loss(m, s, pos, valid, torch.tensor(0.0))
+    assert float(got) == pytest.approx(float(want), rel=1e-5)
+    only = semantic_consistency_loss(m, s, pos, valid, torch.tensor(0.0), denominator="negatives_only")
+    only.backward()                                            # anchors with no negative contribute 0, finitely
+    assert torch.isfinite(m.grad).all() and torch.isfinite(s.grad).all()
+    with pytest.raises(ValueError, match="must be"):
+        semantic_consistency_loss(m, s, pos[:, :2], valid, torch.tensor(0.0))
 
 
 def test_phrase_positives_and_mismatch_is_an_error() -> None:
-    valid = torch.tensor([[True, True, False], [True, False, False]])
-    pos = phrase_positives([["Two  cars", "a tree"], ["two cars"]], valid)
-    assert pos.tolist() == [[True, False, True], [False, True, False], [True, False, True]]
+    valid = torch.tensor([[True, True, True], [True, False, False]])
+    pos = phrase_positives([["Two  cars", "a tree", "two cars"], ["x"]], valid)
+    assert pos[0].tolist() == [[True, False, True], [False, True, False], [True, False, True]]
+    assert pos[1].tolist() == [[True, False, False], [False, False, False], [False, False, False]]
     with pytest.raises(ValueError, match="sample 1: 2 phrase texts but 1 objects"):
-        phrase_positives([["a", "b"], ["c", "d"]], valid)
+        phrase_positives([["a", "b", "c"], ["c", "d"]], valid)
 
 
 def test_sralign_module_heads_follow_the_switches() -> None:
