@@ -3,7 +3,7 @@
 Modules never load weights or freeze themselves; this file does both. Each pretrained part loads from
 the local folder named in config (``*.pretrained_path``); with no folder the part is built from its
 architecture dict (random init, or on the meta device for ``clvnet info``). Trainable parameters are
-declared per component in ``cfg.trainable`` (:func:`set_trainable`).
+declared per component in ``cfg.trainable`` (:func:`clvnet.models.trainable.set_trainable`).
 
 Checkpoint folders hold ``config.yaml``, ``model.safetensors`` (every tensor that is not an unchanged copy
 of a pretrained folder), ``processor_config.json`` (every input size), ``tokenizer/`` and, with LoRA, the peft
@@ -36,8 +36,10 @@ from clvnet.models.modeling import CLVNet
 from clvnet.models.processor import CLVNetProcessor
 from clvnet.models.reasoner import VPReasoner
 from clvnet.models.region import RegionEncoder
+from clvnet.models.special_rows import SpecialTokenEmbedding, SpecialTokenHead
 from clvnet.models.sralign import SRAlign
 from clvnet.models.tokenizer import SpecialIds, add_special_tokens, build_tiny_tokenizer
+from clvnet.models.trainable import set_trainable
 from clvnet.models.vision import Projector, VisionEncoder
 
 log = logging.getLogger(__name__)
@@ -80,28 +82,45 @@ def _build_vision(cfg: CLVNetConfig) -> VisionEncoder:
 
 
 def _build_llm(cfg: CLVNetConfig, tokenizer: Any) -> Any:
-    """The causal LM, its embeddings resized to the tokenizer (new special tokens)."""
+    """The causal LM with room for the special tokens.
+
+    A fully trained LLM (``trainable.llm: full``, the tiny preset) is resized to the tokenizer. Otherwise the
+    pretrained matrices stay as they are and the special tokens get their own trainable rows
+    (:mod:`clvnet.models.special_rows`); on the meta device (no tokenizer) they take the ids after the vocabulary.
+    """
     from transformers import AutoConfig, AutoModelForCausalLM
 
     lc = cfg.llm
     dtype = _DTYPES[lc.torch_dtype] if lc.torch_dtype else None
+    llm: Any
     if lc.pretrained_path:
-        llm: Any = AutoModelForCausalLM.from_pretrained(lc.pretrained_path, trust_remote_code=lc.trust_remote_code,
-                                                        dtype=dtype, local_files_only=True)
-        if tokenizer is not None and len(tokenizer) != int(llm.get_input_embeddings().weight.shape[0]):
-            llm.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-        return llm
-    kwargs = dict(lc.config)
-    model_type = kwargs.pop("model_type", "llama")
-    if tokenizer is not None:
-        kwargs["vocab_size"] = len(tokenizer)
+        llm = AutoModelForCausalLM.from_pretrained(lc.pretrained_path, trust_remote_code=lc.trust_remote_code,
+                                                   dtype=dtype, local_files_only=True)
     else:
-        kwargs["vocab_size"] = int(kwargs.get("vocab_size", 32000)) + len(SPECIAL_TOKENS)
-    conf = AutoConfig.for_model(model_type, **kwargs)
+        kwargs = dict(lc.config)
+        model_type = kwargs.pop("model_type", "llama")
+        if tokenizer is not None:
+            kwargs["vocab_size"] = len(tokenizer)
+        conf = AutoConfig.for_model(model_type, **kwargs)
+        if tokenizer is not None:
+            for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+                setattr(conf, name, getattr(tokenizer, name))
+        llm = AutoModelForCausalLM.from_config(_sdpa(conf), trust_remote_code=lc.trust_remote_code, dtype=dtype)
+    rows = int(llm.get_input_embeddings().weight.shape[0])
     if tokenizer is not None:
-        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
-            setattr(conf, name, getattr(tokenizer, name))
-    return AutoModelForCausalLM.from_config(_sdpa(conf), trust_remote_code=lc.trust_remote_code, dtype=dtype)
+        special = [int(tokenizer.convert_tokens_to_ids(t)) for t in SPECIAL_TOKENS]
+        vocab = len(tokenizer)
+    else:
+        special, vocab = list(range(rows, rows + len(SPECIAL_TOKENS))), rows + len(SPECIAL_TOKENS)
+    if cfg.trainable.llm == "full":
+        if vocab != rows:
+            llm.resize_token_embeddings(vocab, mean_resizing=False)
+        return llm
+    emb = SpecialTokenEmbedding(llm.get_input_embeddings(), special)
+    tied = bool(getattr(llm.config, "tie_word_embeddings", False))
+    llm.set_input_embeddings(emb)
+    llm.set_output_embeddings(SpecialTokenHead(llm.get_output_embeddings(), special, emb.rows if tied else None))
+    return llm
 
 
 def _sam(kind: str, path: str | None, cache: dict[str, Any]) -> Any:
@@ -249,7 +268,7 @@ def build_model(cfg: CLVNetConfig, captions: Iterable[str] | None = None, *, tok
     with torch.device("meta") if meta else contextlib.nullcontext():
         vision = _build_vision(cfg)
         llm = _build_llm(cfg, tokenizer)
-        d = int(llm.get_input_embeddings().weight.shape[1])
+        d = int(llm.get_input_embeddings().embedding_dim)
         ids = SpecialIds.from_tokenizer(tokenizer) if tokenizer is not None else SpecialIds(0, 1, 2, 3, 4, 5, 6, None)
         rc, lc = cfg.region, cfg.loss
         region = RegionEncoder(vision.width, mode=rc.mode, grid=rc.grid, num_detections=rc.num_detections,
@@ -285,49 +304,6 @@ def _without_paths(cfg: CLVNetConfig) -> CLVNetConfig:
     return cfg
 
 
-# ---------------------------------------------------------------------------------------------- trainables
-def set_trainable(model: CLVNet, cfg: CLVNetConfig) -> None:
-    """Apply ``cfg.trainable`` (per component) and LoRA."""
-    t = cfg.trainable
-    model.requires_grad_(False)
-    if t.vision:
-        model.vision.requires_grad_(True)
-        _freeze(model.vision, model.vision.unused_parameters())
-    model.projector.requires_grad_(t.projector)
-    if model.cues.feed is not None:
-        model.cues.feed.requires_grad_(t.projector)
-    model.region.requires_grad_(t.region)
-    for mark in (model.cues.mark_llm, model.cues.mark_mask):
-        if mark is not None:
-            mark.requires_grad_(t.region)
-    model.cgformer.requires_grad_(t.cgformer)
-    model.grounding.requires_grad_(t.grounding)
-    if t.mask_decoder:
-        model.mask_decoder.requires_grad_(True)
-        _freeze(model.mask_decoder, model.mask_decoder.unused_parameters())
-    model.sralign.requires_grad_(t.align)
-    if t.llm == "full":
-        model.reasoner.llm.requires_grad_(True)
-    elif t.llm == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        lc = cfg.llm.lora
-        model.reasoner.llm = get_peft_model(model.reasoner.llm, LoraConfig(
-            r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=list(lc.target_modules)))
-    llm = model.reasoner.llm
-    if t.llm_embeddings in ("input", "both"):
-        llm.get_input_embeddings().weight.requires_grad_(True)
-    out = llm.get_output_embeddings()
-    if t.llm_embeddings in ("output", "both") and out is not None:
-        out.weight.requires_grad_(True)
-
-
-def _freeze(module: nn.Module, names: list[str]) -> None:
-    params = dict(module.named_parameters())
-    for n in names:
-        params[n].requires_grad_(False)
-
-
 # ---------------------------------------------------------------------------------------------- checkpoints
 def _pretrained_prefixes(cfg: CLVNetConfig) -> tuple[str, ...]:
     """State-dict prefixes whose tensors come unchanged from a pretrained folder (unless they train)."""
@@ -343,25 +319,11 @@ def _pretrained_prefixes(cfg: CLVNetConfig) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _embedding_keys(model: CLVNet) -> set[str]:
-    """Keys of the LLM's input and output embedding matrices (resized for the new special tokens)."""
-    llm = model.reasoner.llm
-    targets = {id(llm.get_input_embeddings().weight)}
-    if llm.get_output_embeddings() is not None:
-        targets.add(id(llm.get_output_embeddings().weight))
-    return {n for n, p in model.named_parameters() if id(p) in targets}
-
-
 def checkpoint_keys(model: CLVNet) -> list[str]:
-    """State-dict keys a checkpoint of ``model`` must contain.
-
-    Everything but the unchanged copies of pretrained folders; a pretrained LLM's embedding matrices are
-    always kept, since the special tokens' rows are new.
-    """
+    """State-dict keys a checkpoint of ``model`` must contain: all but the unchanged copies of pretrained folders."""
     prefixes = _pretrained_prefixes(model.cfg)
     grads = {n for n, p in model.named_parameters() if p.requires_grad}
-    embeddings = _embedding_keys(model) if model.cfg.llm.pretrained_path else set()
-    return [k for k in model.state_dict() if not k.startswith(prefixes) or k in grads or k in embeddings]
+    return [k for k in model.state_dict() if not k.startswith(prefixes) or k in grads]
 
 
 def save_pretrained(model: CLVNet, directory: str | Path) -> Path:

@@ -72,7 +72,9 @@ class LoRAConfig:
     r: int = 8
     alpha: int = 8
     dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    # None: resolved from the loaded LLM's module names (a per-family table, else every linear layer of its
+    # decoder blocks); a list names them, and a name that matches no module is an error
+    target_modules: list[str] | None = None
 
 
 @dataclass
@@ -168,13 +170,19 @@ class GenerationConfig:
 
 @dataclass
 class TrainableConfig:
-    """Which parameters train, per component (never by substring matching)."""
+    """Which parameters train, per component (never by substring matching).
+
+    The paper presets compose the named policy ``clvnet/configs/model/trainable/paper.yaml`` (the paper's set:
+    LoRA, CGFormer, mask decoder) plus the named extras it switches on; design §7 says why.
+    """
 
     vision: bool = True
     projector: bool = True
     region: bool = True
     llm: Literal["full", "lora", "frozen"] = "full"
-    llm_embeddings: Literal["none", "input", "output", "both"] = "both"   # token embeddings / LM head
+    # The special tokens' own rows always train when the LLM is not fully trained; these also train the
+    # pretrained embedding matrix ("input"), the LM head ("output") or both, as GLaMM and LISA do
+    llm_embeddings: Literal["new_rows", "input", "output", "both"] = "new_rows"
     cgformer: bool = True
     grounding: bool = True
     mask_decoder: bool = True

@@ -33,7 +33,7 @@ class VPReasoner(nn.Module):
     @property
     def hidden_size(self) -> int:
         """D, the LLM width."""
-        return int(self.llm.get_input_embeddings().weight.shape[1])
+        return int(self.llm.get_input_embeddings().embedding_dim)
 
     def embed(self, input_ids: torch.Tensor, image_tokens: torch.Tensor | None,
               region_tokens: torch.Tensor | None) -> torch.Tensor:

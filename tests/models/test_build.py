@@ -95,8 +95,10 @@ def test_weights_come_from_folders_and_trainables(folders: dict[str, str], batch
     d, kv = 64, 2 * (64 // 4)
     assert sum(p.numel() for p in lora.values()) == 2 * 4 * ((d + d) + (d + kv))
     assert all(p.requires_grad for p in lora.values())
-    base_llm = [n for n, p in model.reasoner.llm.named_parameters() if "lora_" not in n and p.requires_grad]
-    assert sorted(base_llm) == ["base_model.model.lm_head.weight", "base_model.model.model.embed_tokens.weight"]
+    base_llm = {n: p for n, p in model.reasoner.llm.named_parameters() if "lora_" not in n and p.requires_grad}
+    # only the special tokens' own rows train, not the pretrained embedding matrix or LM head
+    assert sorted(base_llm) == ["base_model.model.lm_head.rows", "base_model.model.model.embed_tokens.rows"]
+    assert all(p.shape == (5, 64) for p in base_llm.values())
     assert not any(p.requires_grad for p in model.vision.parameters())
     assert not any(p.requires_grad for p in model.grounding.parameters())
     out = model(model.processor(batch))
@@ -122,7 +124,8 @@ def test_step_keeps_frozen_bit_identical_and_checkpoint(folders: dict[str, str],
     ckpt = save_pretrained(model, tmp_path / "ckpt")
     keys = set(checkpoint_keys(model))
     assert not any(k.startswith(("vision.clip.", "grounding.encoder.")) for k in keys)
-    assert any("lora_A" in k for k in keys) and any(k.endswith("embed_tokens.weight") for k in keys)
+    assert any("lora_A" in k for k in keys) and any(k.endswith("embed_tokens.rows") for k in keys)
+    assert not any(k.endswith(("embed_tokens.base.weight", "lm_head.base.weight")) for k in keys)
     assert (ckpt / "adapter" / "adapter_model.safetensors").is_file()
     loaded = from_pretrained(ckpt).eval()
     model.eval()
@@ -165,3 +168,23 @@ def test_trainable_count_tiny(tiny_model: CLVNet) -> None:
     unused_n = sum(unused[n].numel() for n in tiny_model.mask_decoder.unused_parameters())
     unused_n += sum(p.numel() for p in tiny_model.vision.clip.post_layernorm.parameters())
     assert sum(p.numel() for p in tiny_model.parameters() if p.requires_grad) == total - unused_n
+
+
+def test_whole_embedding_matrices_are_a_named_extra(folders: dict[str, str]) -> None:
+    model = build_model(micro_config(**{"llm.pretrained_path": folders["llm"], "trainable.llm": "lora",
+                                        "trainable.llm_embeddings": "both"}))
+    names = {n for n, p in model.reasoner.llm.named_parameters() if p.requires_grad and "lora_" not in n}
+    assert {"base_model.model.model.embed_tokens.base.weight", "base_model.model.lm_head.base.weight"} <= names
+
+
+@pytest.mark.parametrize("preset, total, trainable", [
+    ("tiny", 1_044_222, 1_032_973),
+    ("paper", 8_520_843_894, 266_240_481),
+    ("1.8b", 2_480_566_902, 74_562_017),
+])
+def test_trainable_counts_are_pinned(preset: str, total: int, trainable: int) -> None:
+    from clvnet.models import load_model_config
+
+    model = build_model(load_model_config(preset), meta=True)
+    assert sum(p.numel() for p in model.parameters()) == total
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == trainable
