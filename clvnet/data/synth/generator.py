@@ -21,7 +21,6 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from clvnet.data import rle as rle_utils
 from clvnet.data.record import DataError, GCGRecord, Phrase, write_jsonl
@@ -31,10 +30,11 @@ from clvnet.data.synth.degrade import degrade
 from clvnet.data.synth.describe import Describer, Plan
 from clvnet.data.synth.landcover import LC_NAMES, SCENE_TYPES, build_layout, render_landcover
 from clvnet.data.synth.placement import Scene
+from clvnet.data.synth.png import write_png
 
 _SCENE_P = np.array([0.22, 0.16, 0.14, 0.14, 0.1, 0.09, 0.15])  # order of SCENE_TYPES
 _MIN_VISIBLE = 40  # px; objects hidden below this are left unmentioned
-PNG_COMPRESS_LEVEL = 1  # fixed PIL settings: byte-identical PNGs for the same scene
+PNG_COMPRESS_LEVEL = 1  # zlib level of the PNGs (fixed: byte-identical files for the same scene)
 
 
 # 1.1: the outside-the-box groups a caption names are the most salient ones, no longer a random pick
@@ -104,15 +104,9 @@ def generate_scene(seed: int, index: int, size: int = 256, hard: bool = False) -
         raise RuntimeError(f"scene seed={seed} index={index}: no objects could be placed")
     geo = {}
     for g in groups:
-        ys0, xs0, ys1, xs1 = [], [], [], []
-        for i in scene.groups[g].ids:
-            m, (wy0, _, wx0, _) = scene.visible_mask(i)
-            ys, xs = np.nonzero(m)
-            ys0.append(ys.min() + wy0)
-            ys1.append(ys.max() + wy0 + 1)
-            xs0.append(xs.min() + wx0)
-            xs1.append(xs.max() + wx0 + 1)
-        geo[g] = (float(min(xs0)), float(min(ys0)), float(max(xs1)), float(max(ys1)))
+        st = [scene.stats(i) for i in scene.groups[g].ids]
+        geo[g] = (float(min(t[2] for t in st)), float(min(t[3] for t in st)), float(max(t[4] for t in st)),
+                  float(max(t[5] for t in st)))
     plan = _select_box(scene, rng, groups, geo)
     style = "image" if rng.random() < 0.65 else "compass"
     desc = Describer(scene, groups, rng, style)
@@ -130,7 +124,10 @@ def generate_scene(seed: int, index: int, size: int = 256, hard: bool = False) -
     hard_names: list[str] = []
     if hard:
         img, hard_names = degrade(np.random.default_rng([seed, index, 1]), img)
-    image = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+    # in place (the scene is done with its image): the values of np.clip(img + 0.5, 0, 255)
+    np.add(img, np.float32(0.5), out=img)
+    np.clip(img, 0, 255, out=img)
+    image = img.astype(np.uint8)
     meta = {"source": "synthrs", "version": SYNTHRS_VERSION, "scene_type": scene_type, "seed": int(seed), "index": int(index),
             "hard": hard_names, "relations": desc.relations, "direction_style": style,
             "num_objects": len(scene.objects),
@@ -150,8 +147,9 @@ def _attributes(scene: Scene, i: int) -> dict[str, object]:
 
 
 def _landcover_names(lc: np.ndarray) -> list[str]:
-    present = np.bincount(lc.ravel(), minlength=len(LC_NAMES))
-    return [LC_NAMES[i] for i in range(len(LC_NAMES)) if present[i] > 0]
+    """Names of the land-cover classes present (one bit per class, OR-ed over the map)."""
+    bits = int(np.bitwise_or.reduce(np.left_shift(1, lc, dtype=np.uint16), axis=None))
+    return [LC_NAMES[i] for i in range(len(LC_NAMES)) if bits >> i & 1]
 
 
 def _valid_groups(scene: Scene) -> list[int]:
@@ -190,7 +188,7 @@ def generate_split(out_dir: Path, num: int, seed: int, size: int = 256, split: s
         name = f"{split}_{i:06d}"
         rec.image, rec.id = f"images/{name}.png", name
         rec.meta["split"] = split
-        Image.fromarray(img).save(out_dir / rec.image, format="PNG", compress_level=PNG_COMPRESS_LEVEL, optimize=False)
+        write_png(out_dir / rec.image, img, PNG_COMPRESS_LEVEL)
         records.append(rec)
     path = out_dir / "records.jsonl"
     write_jsonl(records, path)
