@@ -36,8 +36,12 @@ from pathlib import Path  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def measure(num: int, size: int, seed: int, hard: bool, stats: bool) -> dict[str, float]:
-    """Time generation only, then generation + PNG/JSONL; returns the four rates (scenes/s)."""
+def measure(num: int, size: int, seed: int, hard: bool, stats: bool, png_level: int | None = None,
+            workers: int = 1) -> dict[str, float]:
+    """Time generation only, then generation + PNG/JSONL; returns the four rates (scenes/s).
+
+    ``png_level`` / ``workers`` go to ``generate_split`` when given (a baseline tree may lack them).
+    """
     from clvnet.data.record import read_jsonl
     from clvnet.data.stats import dataset_stats, format_stats
     from clvnet.data.synth import generate_scene, generate_split
@@ -50,7 +54,10 @@ def measure(num: int, size: int, seed: int, hard: bool, stats: bool) -> dict[str
     rates = {"gen_wall": num / (w1 - w0), "gen_cpu": num / (c1 - c0)}
     with tempfile.TemporaryDirectory() as tmp:
         w0, c0 = time.perf_counter(), time.process_time()
-        path = generate_split(Path(tmp), num, seed, size, "train", hard)
+        opts = {} if png_level is None else {"png_level": png_level}
+        if workers > 1:
+            opts["workers"] = workers
+        path = generate_split(Path(tmp), num, seed, size, "train", hard, **opts)
         w1, c1 = time.perf_counter(), time.process_time()
         rates.update(split_wall=num / (w1 - w0), split_cpu=num / (c1 - c0))
         if stats:
@@ -63,10 +70,12 @@ def _report(r: dict[str, float], label: str = "") -> None:
     print(f"{label}generation + PNG/JSONL: {r['split_wall']:7.1f} scenes/s wall, {r['split_cpu']:7.1f} scenes/s CPU")
 
 
-def _child(src: Path, args: argparse.Namespace) -> dict[str, float]:
+def _child(src: Path, args: argparse.Namespace, this_tree: bool) -> dict[str, float]:
     """Run :func:`measure` in a fresh interpreter that imports ``clvnet`` from ``src``."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--num", str(args.num), "--size", str(args.size),
            "--seed", str(args.seed), "--json"] + (["--hard"] if args.hard else [])
+    if this_tree and args.png_level is not None:
+        cmd += ["--png-level", str(args.png_level)]
     env = dict(os.environ, PYTHONPATH=str(src))
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
     res: dict[str, float] = json.loads(out.strip().splitlines()[-1])
@@ -81,7 +90,7 @@ def compare(args: argparse.Namespace) -> float:
     runs: dict[str, list[dict[str, float]]] = {"baseline": [], "this tree": []}
     for r in range(args.rounds):
         for name, src in (("baseline", base), ("this tree", ROOT)):
-            runs[name].append(_child(src, args))
+            runs[name].append(_child(src, args, name == "this tree"))
             _report(runs[name][-1], f"round {r + 1} {name:9s}  ")
     med = {name: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for name, rs in runs.items()}
     for name in runs:
@@ -101,6 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--hard", action="store_true", help="hard mode (degradations)")
     ap.add_argument("--stats", action="store_true", help="print dataset statistics of the written split")
+    ap.add_argument("--png-level", type=int, default=None, help="PNG zlib level (default: generate_split's)")
+    ap.add_argument("--workers", type=int, default=1, help="generate_split processes (wall-clock rate only)")
     ap.add_argument("--baseline", type=Path, default=None, help="source tree to compare against (see above)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds with --baseline")
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one JSON line (used by --baseline)
@@ -110,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.baseline is not None:
         compare(args)
         return
-    rates = measure(args.num, args.size, args.seed, args.hard, args.stats)
+    rates = measure(args.num, args.size, args.seed, args.hard, args.stats, args.png_level, args.workers)
     if args.json:
         print(json.dumps(rates))
         return

@@ -321,15 +321,15 @@ def render_landcover(rng: np.random.Generator, lay: Layout) -> np.ndarray:
     tex = smooth_noise(rng, s, 5)
     tex *= 0.65
     tex += 0.35 * mid[oy:oy + s, ox:ox + s]
-    idx = lc.astype(np.intp)  # converted once for the three look-ups below
-    tex *= np.take(_TEX_AMP, idx)
+    # look-ups by land-cover class: mode="wrap" skips numpy's per-index bounds check (classes < 8)
+    tex *= np.take(_TEX_AMP, lc, mode="wrap")
     tex += 1.0
     tex += fine[fy:fy + s, fx:fx + s] * np.float32(0.025)
     # img[..., ch] = base[lc, ch] * tex, one channel at a time: the same float32 products as a
     # (H, W, 3) take times tex[..., None], without numpy's slow broadcast over a length-3 last axis
     img = np.empty((s, s, 3), dtype=np.float32)
     for ch, lut in enumerate(np.ascontiguousarray(base.T)):
-        np.multiply(np.take(lut, idx), tex, out=img[..., ch])
+        np.multiply(np.take(lut, lc, mode="wrap"), tex, out=img[..., ch])
     if lay.farmland_side:
         _texture_farmland(rng, lay, img)
     for road in lay.roads:
@@ -366,6 +366,21 @@ def render_landcover(rng: np.random.Generator, lay: Layout) -> np.ndarray:
     return img
 
 
+def _mod_below(u: np.ndarray, q: np.ndarray, fq: np.ndarray, p: float, limit: float) -> np.ndarray:
+    """``np.mod(u, p) < limit`` for float32 ``u``, given ``q = u / p`` and ``fq = floor(q)``.
+
+    ``(q - fq) * p`` is the remainder to within 1e-4 px here (``|u| < 2**12``), except that ``fq`` is
+    one too low when ``u / p`` sits just above an integer; so ``np.mod`` (slow: a scalar fmod per
+    pixel) runs only on pixels whose estimate is below ``limit`` or near ``p``, plus a 0.01-px
+    margin. The result is the same array as computing ``np.mod`` everywhere.
+    """
+    est = (q - fq) * np.float32(p)
+    cand = (est < np.float32(limit + 0.01)) | (est > np.float32(p - 0.01))
+    out = np.zeros(u.shape, dtype=bool)
+    out[cand] = np.mod(u[cand], p) < limit
+    return out
+
+
 def _texture_farmland(rng: np.random.Generator, lay: Layout, img: np.ndarray) -> None:
     ys, xs = np.nonzero(lay.lc == FARMLAND)
     ang = float(rng.uniform(-0.3, 0.3))
@@ -373,8 +388,10 @@ def _texture_farmland(rng: np.random.Generator, lay: Layout, img: np.ndarray) ->
     x, y = xs.astype(np.float32) + 0.5, ys.astype(np.float32) + 0.5
     u, v = x * c + y * s, y * c - x * s
     pw, ph = (float(p) for p in rng.uniform(36, 70, 2))
-    iu = np.floor(u / pw).astype(np.int32) % 8
-    iv = np.floor(v / ph).astype(np.int32) % 8
+    qu, qv = u / pw, v / ph
+    fu, fv = np.floor(qu), np.floor(qv)
+    iu = fu.astype(np.int32) % 8
+    iv = fv.astype(np.int32) % 8
     table = rng.integers(0, len(_CROP_RGB), (8, 8))
     flip = rng.random((8, 8)) < 0.5
     cell = iu * 8 + iv
@@ -385,7 +402,7 @@ def _texture_farmland(rng: np.random.Generator, lay: Layout, img: np.ndarray) ->
     col = np.empty((len(xs), 3), dtype=np.float32)  # _CROP_RGB[crop] * shade[:, None], channel by channel
     for ch, lut in enumerate(_CROP_RGB_T):
         np.multiply(np.take(lut, crop), shade, out=col[:, ch])
-    border = (np.mod(u, pw) < 1.2) | (np.mod(v, ph) < 1.2)
+    border = _mod_below(u, qu, fu, pw, 1.2) | _mod_below(v, qv, fv, ph, 1.2)
     col[border] = (150, 130, 100)
     # img[ys, xs] = col, moving each 12-byte pixel as one item
     np.put(img.reshape(-1, 3).view(_PIXEL).reshape(-1), ys * img.shape[1] + xs, col.view(_PIXEL).reshape(-1))
