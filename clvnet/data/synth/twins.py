@@ -96,7 +96,7 @@ def _twin_apps(scene: Scene, family_cls: str, n: int) -> list[Appearance]:
 
 
 def _water_sites(scene: Scene) -> list[tuple[int, float, float, float]]:
-    """Places for a boat row beside a road: ``(road, t, d)`` triples (plus the gap), water at and around them.
+    """Places for a boat row beside a road: ``(road index, t, d, gap)`` with water at and around ``(t, d)``.
 
     ``t`` runs along the road in 4-px steps, ``d`` across it on both sides; a site needs water at
     ``d`` and 10 px either way along the road, at the smallest of the tried gaps from the road edge.
