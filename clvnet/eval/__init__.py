@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["evaluate", "evaluate_masks", "export_glamm", "format_table"]
+__all__ = ["evaluate", "evaluate_masks", "export_glamm", "format_table", "twin_confusion"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,4 +19,8 @@ def __getattr__(name: str) -> Any:
         from clvnet.eval.glamm_io import export_glamm
 
         return export_glamm
+    if name == "twin_confusion":
+        from clvnet.eval.twins import twin_confusion
+
+        return twin_confusion
     raise AttributeError(f"module 'clvnet.eval' has no attribute {name!r}")

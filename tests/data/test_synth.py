@@ -42,6 +42,22 @@ def test_same_seed_and_index_is_byte_identical(tmp_path: Path) -> None:
     assert other_img.tobytes() != a_img.tobytes()
 
 
+def test_split_files_do_not_depend_on_workers_or_png_level(tmp_path: Path) -> None:
+    from PIL import Image
+
+    one = generate_split(tmp_path / "one", 5, seed=4, split="val")
+    two = generate_split(tmp_path / "two", 5, seed=4, split="val", workers=2)
+    small = generate_split(tmp_path / "small", 5, seed=4, split="val", png_level=1)
+    assert one.read_bytes() == two.read_bytes() == small.read_bytes()
+    for i in range(5):
+        name = f"images/val_{i:06d}.png"
+        a, b, c = ((tmp_path / d / name).read_bytes() for d in ("one", "two", "small"))
+        assert a == b and len(c) < len(a) / 1.5  # level 1 compresses, level 0 (default) stores
+        pixels = [np.asarray(Image.open(tmp_path / d / name)) for d in ("one", "small")]
+        expect, _ = generate_scene(split_seed(4, "val"), i)
+        assert all(np.array_equal(p, expect) for p in pixels)
+
+
 def test_split_writes_relative_paths_and_valid_records(tmp_path: Path) -> None:
     path = generate_split(tmp_path, 4, seed=1, size=192, split="test")
     recs = read_jsonl(path, validate_records=True)
@@ -148,6 +164,10 @@ def test_bad_arguments_raise(tmp_path: Path) -> None:
         generate_scene(0, 0, size=64)
     with pytest.raises(ValueError, match="num"):
         generate_split(tmp_path, -1, seed=0)
+    with pytest.raises(ValueError, match="workers"):
+        generate_split(tmp_path, 2, seed=0, workers=0)
+    with pytest.raises(ValueError, match="PNG compress level"):
+        generate_split(tmp_path, 2, seed=0, png_level=10)
 
 
 def test_output_does_not_depend_on_the_process() -> None:
@@ -186,8 +206,8 @@ def test_named_objects_do_not_depend_on_the_wording(monkeypatch: pytest.MonkeyPa
     base = [generate_scene(7, i)[1] for i in range(40)]
 
     class Reseeded(generator.Describer):  # type: ignore[misc]
-        def __init__(self, scene: Any, groups: Any, rng: np.random.Generator, style: str) -> None:
-            super().__init__(scene, groups, np.random.default_rng(int(rng.integers(1 << 30)) + 1), style)
+        def __init__(self, scene: Any, groups: Any, rng: np.random.Generator, style: str, **kw: Any) -> None:
+            super().__init__(scene, groups, np.random.default_rng(int(rng.integers(1 << 30)) + 1), style, **kw)
 
     monkeypatch.setattr(generator, "Describer", Reseeded)
     other = [generate_scene(7, i)[1] for i in range(40)]

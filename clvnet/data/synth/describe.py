@@ -89,11 +89,19 @@ SECOND_CONTEXT_DIST = 80.0
 
 
 class Describer:
-    """Writes the caption for one scene and box; collects phrases and relation meta."""
+    """Writes the caption for one scene and box; collects phrases and relation meta.
 
-    def __init__(self, scene: Scene, groups: list[int], rng: np.random.Generator, style: str) -> None:
-        self.scene, self.rng, self.style = scene, rng, style
-        self.geo = {g: rel.geometry([scene.visible_mask(i) for i in scene.groups[g].ids]) for g in groups}
+    ``prefer`` (a group outside the box) makes the caption describe that group right after the boxed
+    ones, as the first outside context, before any other local sentence; its phrase index is then
+    :attr:`preferred_phrase`. Without it (all ordinary splits) the context groups follow salience.
+    """
+
+    def __init__(self, scene: Scene, groups: list[int], rng: np.random.Generator, style: str,
+                 prefer: int | None = None) -> None:
+        self.scene, self.rng, self.style, self.prefer = scene, rng, style, prefer
+        self.preferred_phrase: int | None = None
+        self.main_phrase = 0  # index of the boxed group's phrase, set by write()
+        self.geo = {g: rel.geometry_of([scene.stats(i) for i in scene.groups[g].ids]) for g in groups}
         self.b = CaptionBuilder()
         self.relations: list[list[Any]] = []
         self.used: set[int] = set()
@@ -128,7 +136,7 @@ class Describer:
         a = plan.main[0]
         na = len(sc.groups[a].ids)
         part, ground = self._participle(a)
-        ia = self._pidx()
+        ia = self.main_phrase = self._pidx()
         tpl = ("Inside the box, {A} {be} {p}.", "The box contains {A} {p}.",
                "In the marked region, {A} {be} {p}.")[int(rng.integers(3))]
         b.sentence(tpl, A=self._ref(a, True), be=be(na), p=part)
@@ -145,6 +153,10 @@ class Describer:
             else:
                 b.sentence("{r} {pr} {be} {B}.", r=r, pr=pronoun(na), be=be(ng), B=self._ref(g, True))
             self.relations.append([ib, r, ia])
+            local += 1
+        if self.prefer is not None:
+            if not self._context(plan, ia, na, only=self.prefer):
+                raise ValueError(f"preferred group {self.prefer} cannot be described as outside the box")
             local += 1
         # SynthRS 1.0 also gated these two sentences on the caption's word count so far, which made the
         # objects named depend on the (random) wording; 1.1 gates on the number of local sentences only.
@@ -181,6 +193,8 @@ class Describer:
             if o not in self.used and sc.objects[o].group >= 0:
                 by_cls.setdefault(sc.objects[o].cls, []).append(o)
         for cls, objs in sorted(by_cls.items()):
+            # only objects near the centre can end a "between" pair: same pairs, same order, fewer tests
+            objs = [o for o in objs if rel.between_candidate(ca, (sc.objects[o].cx, sc.objects[o].cy))]
             for j, p in enumerate(objs):
                 for q in objs[j + 1:]:
                     op, oq = sc.objects[p], sc.objects[q]
@@ -194,19 +208,21 @@ class Describer:
                         return True
         return False
 
-    def _context(self, plan: Plan, ia: int, na: int, anchor: str = "box", max_dist: float | None = None) -> bool:
+    def _context(self, plan: Plan, ia: int, na: int, anchor: str = "box", max_dist: float | None = None,
+                 only: int | None = None) -> bool:
         """The most salient group outside the box, placed relative to the box (or to the boxed group).
 
         Salience is deterministic (since SynthRS 1.1): closeness to the box centre, doubled for groups
         lined up along a road; ties go to the lower group index. SynthRS 1.0 multiplied it by a random
         factor in [0.5, 1.5), so which outside group the caption named could not be told from the image.
-        ``max_dist`` (pixels from the box centre) bounds the candidates.
+        ``max_dist`` (pixels from the box centre) bounds the candidates; ``only`` restricts them to one
+        group (recorded in :attr:`preferred_phrase`).
         """
         sc = self.scene
         x0, y0, x1, y1 = plan.box
         best, best_w = None, 0.0
         for g, geo in self.geo.items():
-            if g in plan.main or any(i in self.used for i in sc.groups[g].ids):
+            if g in plan.main or any(i in self.used for i in sc.groups[g].ids) or (only is not None and g != only):
                 continue
             if x0 <= geo.cx <= x1 and y0 <= geo.cy <= y1:
                 continue
@@ -222,6 +238,8 @@ class Describer:
         ng = len(sc.groups[best].ids)
         part, ground = self._participle(best)
         ic = self._pidx()
+        if only is not None:
+            self.preferred_phrase = ic
         if ground == "along road":
             self.relations.append([ic, "along", "road"])
         ref = self._ref(best, False)

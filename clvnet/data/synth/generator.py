@@ -17,11 +17,14 @@ phrase index, a land-cover name (for ``on`` / ``along``) or ``"box"``.
 
 from __future__ import annotations
 
+import math
+import multiprocessing
 import zlib
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from clvnet.data import rle as rle_utils
 from clvnet.data.record import DataError, GCGRecord, Phrase, write_jsonl
@@ -29,12 +32,13 @@ from clvnet.data.synth import recipes
 from clvnet.data.synth.captions import phrase_meta
 from clvnet.data.synth.degrade import degrade
 from clvnet.data.synth.describe import Describer, Plan
-from clvnet.data.synth.landcover import LC_NAMES, SCENE_TYPES, build_layout, render_landcover
+from clvnet.data.synth.landcover import LC_NAMES, SCENE_TYPES, Layout, build_layout, render_landcover
 from clvnet.data.synth.placement import Scene
+from clvnet.data.synth.png import write_png
 
 _SCENE_P = np.array([0.22, 0.16, 0.14, 0.14, 0.1, 0.09, 0.15])  # order of SCENE_TYPES
 _MIN_VISIBLE = 40  # px; objects hidden below this are left unmentioned
-PNG_COMPRESS_LEVEL = 1  # fixed PIL settings: byte-identical PNGs for the same scene
+PNG_COMPRESS_LEVEL = 0  # zlib level of the PNGs: 0 stores them (fastest; see design §7); fixed per call, so files are byte-identical
 
 
 # 1.1: the outside-the-box groups a caption names are the most salient ones, no longer a random pick
@@ -87,35 +91,56 @@ def generate_scene(seed: int, index: int, size: int = 256, hard: bool = False) -
 
     The record's ``image`` is ``synth_{index:06d}.png``; :func:`generate_split` renames it.
     """
-    if size < 128:
-        raise ValueError(f"size must be >= 128 pixels, got {size}")
+    check_size(size)
     for attempt in range(20):
         rng = np.random.default_rng([seed, index, 0, attempt] if attempt else [seed, index])
         scene_type = SCENE_TYPES[int(rng.choice(len(SCENE_TYPES), p=_SCENE_P / _SCENE_P.sum()))]
-        layout = build_layout(rng, size, scene_type)
-        scene = Scene(layout, render_landcover(rng, layout), rng)
-        sh = rng.integers(1, 4, 2)
-        scene.shadow = (int(sh[0]), int(sh[1]))
+        scene = new_scene(rng, size, build_layout(rng, size, scene_type))
         recipes.populate(scene)
-        groups = _valid_groups(scene)
+        groups = valid_groups(scene)
         if groups:
             break
     else:  # pragma: no cover - every recipe places objects in practice
         raise RuntimeError(f"scene seed={seed} index={index}: no objects could be placed")
+    plan = _select_box(scene, rng, groups, group_boxes(scene, groups))
+    image, record, _ = finish_scene(scene, groups, plan, rng, seed, index, hard)
+    return image, record
+
+
+def check_size(size: int) -> None:
+    """Scenes are at least 128 pixels wide (the recipes' margins and sprite sizes need the room)."""
+    if size < 128:
+        raise ValueError(f"size must be >= 128 pixels, got {size}")
+
+
+def new_scene(rng: np.random.Generator, size: int, layout: Layout) -> Scene:
+    """Texture ``layout`` and draw the scene's shadow offset: an empty :class:`Scene` ready for objects."""
+    scene = Scene(layout, render_landcover(rng, layout), rng)
+    sh = rng.integers(1, 4, 2)
+    scene.shadow = (int(sh[0]), int(sh[1]))
+    return scene
+
+
+def group_boxes(scene: Scene, groups: list[int]) -> dict[int, tuple[float, float, float, float]]:
+    """Tight box ``(x0, y0, x1, y1)`` of each group's visible pixels."""
     geo = {}
     for g in groups:
-        ys0, xs0, ys1, xs1 = [], [], [], []
-        for i in scene.groups[g].ids:
-            m, (wy0, _, wx0, _) = scene.visible_mask(i)
-            ys, xs = np.nonzero(m)
-            ys0.append(ys.min() + wy0)
-            ys1.append(ys.max() + wy0 + 1)
-            xs0.append(xs.min() + wx0)
-            xs1.append(xs.max() + wx0 + 1)
-        geo[g] = (float(min(xs0)), float(min(ys0)), float(max(xs1)), float(max(ys1)))
-    plan = _select_box(scene, rng, groups, geo)
+        st = [scene.stats(i) for i in scene.groups[g].ids]
+        geo[g] = (float(min(t[2] for t in st)), float(min(t[3] for t in st)), float(max(t[4] for t in st)),
+                  float(max(t[5] for t in st)))
+    return geo
+
+
+def finish_scene(scene: Scene, groups: list[int], plan: Plan, rng: np.random.Generator, seed: int, index: int,
+                 hard: bool, prefer: int | None = None) -> tuple[np.ndarray, GCGRecord, Describer]:
+    """Caption a populated scene for its box, encode the masks, and degrade the pixels in hard mode.
+
+    ``prefer`` names the outside group the caption describes first (see :class:`Describer`).
+    Returns ``(image, record, describer)``.
+    """
+    size = scene.layout.size
     style = "image" if rng.random() < 0.65 else "compass"
-    desc = Describer(scene, groups, rng, style)
+    desc = Describer(scene, groups, rng, style, prefer=prefer)
     builder = desc.write(plan)
     phrases = []
     for text, span, ref in builder.phrases:
@@ -130,16 +155,19 @@ def generate_scene(seed: int, index: int, size: int = 256, hard: bool = False) -
     hard_names: list[str] = []
     if hard:
         img, hard_names = degrade(np.random.default_rng([seed, index, 1]), img)
-    image = np.clip(img + 0.5, 0, 255).astype(np.uint8)
-    meta = {"source": "synthrs", "version": SYNTHRS_VERSION, "scene_type": scene_type, "seed": int(seed), "index": int(index),
-            "hard": hard_names, "relations": desc.relations, "direction_style": style,
-            "num_objects": len(scene.objects),
-            "landcover": sorted({str(n) for n in _landcover_names(layout.lc)})}
+    # in place (the scene is done with its image): the values of np.clip(img + 0.5, 0, 255)
+    np.add(img, np.float32(0.5), out=img)
+    np.clip(img, 0, 255, out=img)
+    image = img.astype(np.uint8)
+    meta = {"source": "synthrs", "version": SYNTHRS_VERSION, "scene_type": scene.layout.scene_type,
+            "seed": int(seed), "index": int(index), "hard": hard_names, "relations": desc.relations,
+            "direction_style": style, "num_objects": len(scene.objects),
+            "landcover": sorted({str(n) for n in _landcover_names(scene.layout.lc)})}
     meta.update(phrase_meta(builder))
     meta["instances"] = [[_attributes(scene, i) for i in ref.ids] for _, _, ref in builder.phrases]
     record = GCGRecord(image=f"synth_{index:06d}.png", height=size, width=size, caption=builder.text,
                        phrases=phrases, box=plan.box, meta=meta, id=f"synth_{index:06d}")
-    return image, record
+    return image, record, desc
 
 
 def _attributes(scene: Scene, i: int) -> dict[str, object]:
@@ -150,11 +178,12 @@ def _attributes(scene: Scene, i: int) -> dict[str, object]:
 
 
 def _landcover_names(lc: np.ndarray) -> list[str]:
-    present = np.bincount(lc.ravel(), minlength=len(LC_NAMES))
-    return [LC_NAMES[i] for i in range(len(LC_NAMES)) if present[i] > 0]
+    """Names of the land-cover classes present (one bit per class, OR-ed over the map)."""
+    bits = int(np.bitwise_or.reduce(np.left_shift(1, lc, dtype=np.uint16), axis=None))
+    return [LC_NAMES[i] for i in range(len(LC_NAMES)) if bits >> i & 1]
 
 
-def _valid_groups(scene: Scene) -> list[int]:
+def valid_groups(scene: Scene) -> list[int]:
     """Drop instances whose visible area fell below the minimum; return the non-empty groups."""
     keep = []
     for g, grp in enumerate(scene.groups):
@@ -174,24 +203,66 @@ def _valid_groups(scene: Scene) -> list[int]:
 
 
 def generate_split(out_dir: Path, num: int, seed: int, size: int = 256, split: str = "train",
-                   hard: bool = False) -> Path:
+                   hard: bool = False, *, twins: bool = False, workers: int = 1,
+                   png_level: int = PNG_COMPRESS_LEVEL) -> Path:
     """Write ``num`` scenes to ``out_dir/images/{split}_{i:06d}.png`` and ``out_dir/records.jsonl``.
 
     Returns the JSONL path. Scenes use the seed space ``split_seed(seed, split)`` (see module doc).
+
+    Args:
+        twins: write SynthRS-hard twin scenes (:mod:`clvnet.data.synth.twins`) instead of ordinary ones.
+        workers: processes that generate scenes in parallel; every scene depends only on its
+            ``(seed, split, index)``, so the files are the same bytes for any number of workers.
+        png_level: zlib level of the PNGs (0 stores them uncompressed; pixels are the same at any level).
     """
     if num < 0:
         raise DataError(f"number of scenes must be >= 0, got {num}", field="num")
+    if workers < 1:
+        raise DataError(f"workers must be >= 1, got {workers}", field="workers")
+    if not 0 <= png_level <= 9:
+        raise DataError(f"PNG compress level must be 0-9, got {png_level}", field="png_level")
+    check_size(size)
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
-    sseed = split_seed(seed, split)
-    records = []
-    for i in range(num):
-        img, rec = generate_scene(sseed, i, size=size, hard=hard)
-        name = f"{split}_{i:06d}"
-        rec.image, rec.id = f"images/{name}.png", name
-        rec.meta["split"] = split
-        Image.fromarray(img).save(out_dir / rec.image, format="PNG", compress_level=PNG_COMPRESS_LEVEL, optimize=False)
-        records.append(rec)
+    job = _SplitJob(str(out_dir), split_seed(seed, split), size, split, hard, twins, png_level)
+    if workers == 1 or num < 2:
+        records = job(0, num)
+    else:
+        # contiguous chunks, a few per worker for balance, collected in index order
+        step = max(1, math.ceil(num / (4 * workers)))
+        starts = list(range(0, num, step))
+        ctx = multiprocessing.get_context("spawn")  # no fork of a parent that may hold threads (torch, BLAS)
+        with ProcessPoolExecutor(max_workers=min(workers, len(starts)), mp_context=ctx) as pool:
+            chunks = pool.map(job, starts, [min(num, a + step) for a in starts])
+            records = [r for chunk in chunks for r in chunk]
     path = out_dir / "records.jsonl"
     write_jsonl(records, path)
     return path
+
+
+@dataclass(frozen=True)
+class _SplitJob:
+    """Generates and writes scenes ``start..stop-1`` of one split (picklable, for worker processes)."""
+
+    out_dir: str
+    sseed: int
+    size: int
+    split: str
+    hard: bool
+    twins: bool
+    png_level: int
+
+    def __call__(self, start: int, stop: int) -> list[GCGRecord]:
+        if self.twins:
+            from clvnet.data.synth.twins import generate_twin_scene as make
+        else:
+            make = generate_scene
+        records = []
+        for i in range(start, stop):
+            img, rec = make(self.sseed, i, size=self.size, hard=self.hard)
+            name = f"{self.split}_{i:06d}"
+            rec.image, rec.id = f"images/{name}.png", name
+            rec.meta["split"] = self.split
+            write_png(Path(self.out_dir) / rec.image, img, self.png_level)
+            records.append(rec)
+        return records

@@ -31,6 +31,8 @@ _BASE_RGB = np.array([
 _TEX_AMP = np.array([0.16, 0.14, 0.08, 0.08, 0.05, 0.05, 0.06, 0.07], dtype=np.float32)
 _CROP_RGB = np.array([[118, 150, 70], [170, 160, 92], [86, 118, 56], [140, 112, 80], [150, 168, 96]],
                      dtype=np.float32)
+_CROP_RGB_T = np.ascontiguousarray(_CROP_RGB.T)  # one contiguous look-up table per channel
+_PIXEL = np.dtype((np.void, 12))  # one float32 RGB pixel as a single item (fast scatter of whole pixels)
 
 SCENE_TYPES = ("residential", "industrial", "harbour", "riverside", "rural", "airport", "park")
 
@@ -50,6 +52,28 @@ class Road:
         c, s = math.cos(self.angle), math.sin(self.angle)
         dx, dy = xx - self.px, yy - self.py
         return dx * c + dy * s, -dx * s + dy * c
+
+    def across(self, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
+        """Signed distance of pixel centres from the centre line (the second part of :meth:`frame`)."""
+        c, s = math.cos(self.angle), math.sin(self.angle)
+        return -(xx - self.px) * s + (yy - self.py) * c
+
+    def band(self, size: int, reach: float) -> tuple[slice, slice]:
+        """Rows and columns of the image that hold every pixel centre within ``reach`` px of the line.
+
+        Pixel-wise maths on ``grid[band]`` gives the same values as on the whole grid, so callers
+        restrict their work to the band without changing any result (a 2-px margin absorbs rounding).
+        """
+        c, s = math.cos(self.angle), math.sin(self.angle)
+        if abs(c) >= abs(s):  # the line as y(x): rows vary, all columns
+            ends = [self.py + (x - self.px) * s / c for x in (0.0, float(size))]
+            half = reach / abs(c)
+            rows = slice(max(0, math.floor(min(ends) - half) - 2), min(size, math.ceil(max(ends) + half) + 2))
+            return rows, slice(0, size)
+        ends = [self.px + (y - self.py) * c / s for y in (0.0, float(size))]
+        half = reach / abs(s)
+        return slice(0, size), slice(max(0, math.floor(min(ends) - half) - 2),
+                                     min(size, math.ceil(max(ends) + half) + 2))
 
     def point(self, t: float, d: float) -> tuple[float, float]:
         """Image point at ``t`` along the road and ``d`` across it."""
@@ -137,8 +161,9 @@ def _add_road(layout: Layout, rng: np.random.Generator, orient: str, kind: str =
         road = Road(s / 2, p, tilt, width, kind)
     else:
         road = Road(p, s / 2, -math.pi / 2 + tilt, width, kind)  # +across = +x (right)
-    _, d = road.frame(xx, yy)
-    layout.lc[np.abs(d) < width / 2] = ROAD
+    band = road.band(s, width / 2)
+    d = road.across(xx[band], yy[band])
+    layout.lc[band][np.abs(d) < width / 2] = ROAD
     layout.roads.append(road)
     return road
 
@@ -206,14 +231,20 @@ def _add_parking(layout: Layout, rng: np.random.Generator, road_idx: int) -> Non
     length = min(float(rng.uniform(60, 110)), s - 40.0)
     t0 = float(rng.uniform(-s / 2 + 10, s / 2 - 10 - length))
     lot = ParkingLot(road_idx, t0, t0 + length, d0, d1)
-    t, d = road.frame(xx, yy)
+    corners = [road.point(t, d) for t in (lot.t0, lot.t1) for d in (lot.d0, lot.d1)]
+    xs, ys = [p[0] for p in corners], [p[1] for p in corners]
+    # the lot lies inside its corners' bounding box: work there only (same pixels, same values)
+    box = (slice(min(s, max(0, math.floor(min(ys)) - 2)), min(s, max(0, math.ceil(max(ys)) + 2))),
+           slice(min(s, max(0, math.floor(min(xs)) - 2)), min(s, max(0, math.ceil(max(xs)) + 2))))
+    t, d = road.frame(xx[box], yy[box])
     region = (t > lot.t0) & (t < lot.t1) & (d > lot.d0) & (d < lot.d1)
-    if np.any(layout.lc[region] == WATER) or np.any(layout.lc[region] == ROAD) or not region.any():
+    under = layout.lc[box]
+    if np.any(under[region] == WATER) or np.any(under[region] == ROAD) or not region.any():
         return
     cx, cy = road.point((lot.t0 + lot.t1) / 2, (lot.d0 + lot.d1) / 2)
     if not (8 < cx < s - 8 and 8 < cy < s - 8):
         return
-    layout.lc[region] = PARKING
+    under[region] = PARKING
     layout.parking.append(lot)
 
 
@@ -244,7 +275,7 @@ def build_layout(rng: np.random.Generator, size: int, scene_type: str) -> Layout
     elif scene_type == "airport":
         run = _add_road(lay, rng, orient, kind="runway", pos=float(rng.uniform(0.2, 0.3) * size))
         xx, yy = grid(size)
-        _, d = run.frame(xx, yy)
+        d = run.across(xx, yy)
         apron = (d > run.width / 2 + 14) & (d < run.width / 2 + 90) & (lay.lc != ROAD)
         lay.lc[apron] = CONCRETE
         _add_road(lay, rng, orient, pos=float(rng.uniform(0.85, 0.9) * size))
@@ -290,25 +321,34 @@ def render_landcover(rng: np.random.Generator, lay: Layout) -> np.ndarray:
     tex = smooth_noise(rng, s, 5)
     tex *= 0.65
     tex += 0.35 * mid[oy:oy + s, ox:ox + s]
-    tex *= np.take(_TEX_AMP, lc)
+    # look-ups by land-cover class: mode="wrap" skips numpy's per-index bounds check (classes < 8)
+    tex *= np.take(_TEX_AMP, lc, mode="wrap")
     tex += 1.0
     tex += fine[fy:fy + s, fx:fx + s] * np.float32(0.025)
-    img = np.take(base, lc, axis=0)
-    img *= tex[..., None]
+    # img[..., ch] = base[lc, ch] * tex, one channel at a time: the same float32 products as a
+    # (H, W, 3) take times tex[..., None], without numpy's slow broadcast over a length-3 last axis
+    img = np.empty((s, s, 3), dtype=np.float32)
+    for ch, lut in enumerate(np.ascontiguousarray(base.T)):
+        np.multiply(np.take(lut, lc, mode="wrap"), tex, out=img[..., ch])
     if lay.farmland_side:
         _texture_farmland(rng, lay, img)
     for road in lay.roads:
         c, sn = math.cos(road.angle), math.sin(road.angle)
-        d = (yy - road.py) * c - (xx - road.px) * sn
+        band = road.band(s, road.width / 2)  # every marking lies within the road
+        d = (yy[band] - road.py) * c - (xx[band] - road.px) * sn
         if road.kind == "runway":
             sel = np.abs(d) < 1.0
             ys, xs = np.nonzero(sel)
+            ys += band[0].start
+            xs += band[1].start
             t = (xs + 0.5 - road.px) * c + (ys + 0.5 - road.py) * sn
             keep = np.mod(t, 24) < 12
             img[ys[keep], xs[keep]] = (210, 210, 200)
-            img[np.abs(np.abs(d) - road.width / 2 + 3) < 0.8] = (210, 210, 200)
+            img[band][np.abs(np.abs(d) - road.width / 2 + 3) < 0.8] = (210, 210, 200)
         else:
             ys, xs = np.nonzero(np.abs(d) < 0.8)
+            ys += band[0].start
+            xs += band[1].start
             t = (xs + 0.5 - road.px) * c + (ys + 0.5 - road.py) * sn
             keep = (np.mod(t, 14) < 7) & (lc[ys, xs] == ROAD)
             img[ys[keep], xs[keep]] = (210, 210, 200)
@@ -326,6 +366,21 @@ def render_landcover(rng: np.random.Generator, lay: Layout) -> np.ndarray:
     return img
 
 
+def _mod_below(u: np.ndarray, q: np.ndarray, fq: np.ndarray, p: float, limit: float) -> np.ndarray:
+    """``np.mod(u, p) < limit`` for float32 ``u``, given ``q = u / p`` and ``fq = floor(q)``.
+
+    ``(q - fq) * p`` is the remainder to within 1e-4 px here (``|u| < 2**12``), except that ``fq`` is
+    one too low when ``u / p`` sits just above an integer; so ``np.mod`` (slow: a scalar fmod per
+    pixel) runs only on pixels whose estimate is below ``limit`` or near ``p``, plus a 0.01-px
+    margin. The result is the same array as computing ``np.mod`` everywhere.
+    """
+    est = (q - fq) * np.float32(p)
+    cand = (est < np.float32(limit + 0.01)) | (est > np.float32(p - 0.01))
+    out = np.zeros(u.shape, dtype=bool)
+    out[cand] = np.mod(u[cand], p) < limit
+    return out
+
+
 def _texture_farmland(rng: np.random.Generator, lay: Layout, img: np.ndarray) -> None:
     ys, xs = np.nonzero(lay.lc == FARMLAND)
     ang = float(rng.uniform(-0.3, 0.3))
@@ -333,15 +388,21 @@ def _texture_farmland(rng: np.random.Generator, lay: Layout, img: np.ndarray) ->
     x, y = xs.astype(np.float32) + 0.5, ys.astype(np.float32) + 0.5
     u, v = x * c + y * s, y * c - x * s
     pw, ph = (float(p) for p in rng.uniform(36, 70, 2))
-    iu = np.floor(u / pw).astype(np.int32) % 8
-    iv = np.floor(v / ph).astype(np.int32) % 8
+    qu, qv = u / pw, v / ph
+    fu, fv = np.floor(qu), np.floor(qv)
+    iu = fu.astype(np.int32) % 8
+    iv = fv.astype(np.int32) % 8
     table = rng.integers(0, len(_CROP_RGB), (8, 8))
     flip = rng.random((8, 8)) < 0.5
     cell = iu * 8 + iv
     coord = np.where(np.take(flip, cell), u, v)
     shade = np.where(np.sin(coord * 1.3) > 0.2, np.float32(0.88), np.float32(1.0))
     shade *= 1 + 0.05 * rng.standard_normal(len(xs), dtype=np.float32)
-    col = np.take(_CROP_RGB, np.take(table, cell), axis=0) * shade[:, None]
-    border = (np.mod(u, pw) < 1.2) | (np.mod(v, ph) < 1.2)
+    crop = np.take(table, cell)
+    col = np.empty((len(xs), 3), dtype=np.float32)  # _CROP_RGB[crop] * shade[:, None], channel by channel
+    for ch, lut in enumerate(_CROP_RGB_T):
+        np.multiply(np.take(lut, crop), shade, out=col[:, ch])
+    border = _mod_below(u, qu, fu, pw, 1.2) | _mod_below(v, qv, fv, ph, 1.2)
     col[border] = (150, 130, 100)
-    img[ys, xs] = col
+    # img[ys, xs] = col, moving each 12-byte pixel as one item
+    np.put(img.reshape(-1, 3).view(_PIXEL).reshape(-1), ys * img.shape[1] + xs, col.view(_PIXEL).reshape(-1))

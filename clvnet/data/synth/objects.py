@@ -131,22 +131,27 @@ def rasterise(app: Appearance, cx: float, cy: float, angle: float,
     return mask, rgb.astype(np.float32, copy=False)
 
 
+def _superellipse(u: np.ndarray, v: np.ndarray, a: float, b: float, p: int) -> np.ndarray:
+    """``(u / a) ** p + (v / b) ** p < 1`` for an even ``p``, raising to the power only where it can hold.
+
+    Where ``|u| >= a`` or ``|v| >= b`` one term is at least 1 and the test fails, so the power (the
+    dearest op of a sprite) runs on the pixels of the inner box only; their values are the same as
+    on the whole window, so the mask is bit-for-bit the full-window expression.
+    """
+    inner = (np.abs(u) < np.float32(a)) & (np.abs(v) < np.float32(b))  # float32, as ``u / a`` rounds ``a``
+    out = np.zeros(inner.shape, dtype=bool)
+    out[inner] = (u[inner] / a) ** p + (v[inner] / b) ** p < 1
+    return out
+
+
 def _draw(app: Appearance, cx: float, cy: float, angle: float,
           win: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     y0, y1, x0, x1 = win
     dx = (np.arange(x0, x1, dtype=np.float32) + 0.5 - cx)[None, :]
     dy = (np.arange(y0, y1, dtype=np.float32) + 0.5 - cy)[:, None]
-    c, s = math.cos(angle), math.sin(angle)
-    u = dx * c + dy * s          # along the long axis
-    v = -dx * s + dy * c         # across it
     a, b = app.length / 2, app.width / 2
     base = np.asarray(COLORS.get(app.color, (128, 128, 128)), dtype=np.float32)
     fam = app.family
-    if fam == "vehicle":
-        mask = (u / a) ** 4 + (v / b) ** 4 < 1
-        cab = (u > a * (0.05 + 0.2 * app.detail)) & (u < a * (0.45 + 0.2 * app.detail)) & (np.abs(v) < 0.8 * b)
-        shade = np.where(cab, 0.45, 1.0) * (1.0 - 0.12 * np.abs(v) / b)
-        return mask, base * shade[..., None]
     if fam == "disc":
         r = np.sqrt(dx * dx + dy * dy) / a
         mask = r < 1
@@ -156,6 +161,22 @@ def _draw(app: Appearance, cx: float, cy: float, angle: float,
         line = np.abs(r - (1 - app.detail)) < 0.05
         rgb[line] *= 0.6
         return mask, rgb
+    if fam == "tree":
+        ang = np.arctan2(dy, dx)
+        rr = np.sqrt(dx * dx + dy * dy) / (a * (1 + 0.08 * np.sin(5 * ang + 6.28 * app.detail)))
+        mask = rr < 1
+        shade = 1.15 - 0.45 * rr + 0.12 * np.sin(dx * 1.7) * np.sin(dy * 1.9)
+        return mask, _TREE_RGB * shade[..., None]
+    # the other families are drawn in the sprite's own frame (discs and trees are round)
+    c, s = math.cos(angle), math.sin(angle)
+    u = dx * c + dy * s          # along the long axis
+    v = -dx * s + dy * c         # across it
+    if fam == "vehicle":
+        mask = _superellipse(u, v, a, b, 4)
+        av = np.abs(v)
+        cab = (u > a * (0.05 + 0.2 * app.detail)) & (u < a * (0.45 + 0.2 * app.detail)) & (av < 0.8 * b)
+        shade = np.where(cab, 0.45, 1.0) * (1.0 - 0.12 * av / b)
+        return mask, base * shade[..., None]
     if fam == "ship":
         bow = 0.55 * a
         half = np.where(u > bow, b * (1 - (u - bow) / (a - bow)), b)
@@ -170,15 +191,9 @@ def _draw(app: Appearance, cx: float, cy: float, angle: float,
         else:
             shade = np.where(np.mod(u, 6.0) < 1.0, 0.82, 1.0) * np.where(np.abs(v) < 0.8, 0.9, 1.0)
         return mask, base * shade[..., None]
-    if fam == "tree":
-        ang = np.arctan2(dy, dx)
-        rr = np.sqrt(dx * dx + dy * dy) / (a * (1 + 0.08 * np.sin(5 * ang + 6.28 * app.detail)))
-        mask = rr < 1
-        shade = 1.15 - 0.45 * rr + 0.12 * np.sin(dx * 1.7) * np.sin(dy * 1.9)
-        return mask, _TREE_RGB * shade[..., None]
     if fam == "swimming pool":
-        mask = (u / a) ** 6 + (v / b) ** 6 < 1
-        rim = (u / (a - 1.5)) ** 6 + (v / (b - 1.5)) ** 6 >= 1
+        mask = _superellipse(u, v, a, b, 6)
+        rim = ~_superellipse(u, v, a - 1.5, b - 1.5, 6)
         rgb = np.where(rim[..., None], np.asarray(COLORS["white"], np.float32), _POOL_RGB * (1 + 0.1 * u / a)[..., None])
         return mask, rgb
     if fam == "tennis court":

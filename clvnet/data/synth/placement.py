@@ -18,6 +18,7 @@ import numpy as np
 
 from clvnet.data.synth.landcover import Layout
 from clvnet.data.synth.objects import Appearance, probe_points, rasterise, sample_appearance, window
+from clvnet.data.synth.relations import InstanceStats, instance_stats
 
 
 @lru_cache(maxsize=64)
@@ -67,6 +68,9 @@ class Scene:
     objects: list[SceneObject] = field(default_factory=list)
     groups: list[Group] = field(default_factory=list)
     shadow: tuple[int, int] = (2, 2)
+    # visible masks and their stats, read back once per object; emptied whenever the id map changes
+    _visible: dict[int, tuple[np.ndarray, tuple[int, int, int, int]]] = field(default_factory=dict, repr=False)
+    _stats: dict[int, InstanceStats] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         s = self.layout.size
@@ -94,7 +98,7 @@ class Scene:
             if idmap[py, px] != 0 and (overlap == 0.0 or (k == 0 and overlap < 0.5)):
                 return None
         mask, rgb = rasterise(app, cx, cy, angle, win)
-        n = int(mask.sum())
+        n = int(np.count_nonzero(mask))
         if n < 20:
             return None
         if lut is not None:
@@ -102,13 +106,15 @@ class Scene:
             if int(np.count_nonzero(lut[under])) < min_allowed * n:
                 return None
         ids = self.idmap[y0:y1, x0:x1]
-        if (ids[mask] != 0).sum() > overlap * n:
+        if np.count_nonzero(ids[mask]) > overlap * n:
             return None
         oid = len(self.objects) + 1
         if cls in _SHADOW:
             self._cast_shadow(win, mask)
-        self.img[y0:y1, x0:x1][mask] = rgb[mask]
+        np.copyto(self.img[y0:y1, x0:x1], rgb, where=mask[..., None])
         ids[mask] = oid
+        self._visible.clear()
+        self._stats.clear()
         self.objects.append(SceneObject(oid, cls, app, cx, cy, angle, win))
         return oid - 1
 
@@ -133,10 +139,22 @@ class Scene:
         return len(self.groups) - 1
 
     def visible_mask(self, i: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-        """Visible pixels of object ``i`` within its window (later objects occlude earlier ones)."""
-        o = self.objects[i]
-        y0, y1, x0, x1 = o.win
-        return self.idmap[y0:y1, x0:x1] == o.id, o.win
+        """Visible pixels of object ``i`` within its window (later objects occlude earlier ones; read-only)."""
+        got = self._visible.get(i)
+        if got is None:
+            o = self.objects[i]
+            y0, y1, x0, x1 = o.win
+            m = self.idmap[y0:y1, x0:x1] == o.id
+            m.setflags(write=False)
+            got = self._visible[i] = (m, o.win)
+        return got
+
+    def stats(self, i: int) -> InstanceStats:
+        """Centroid and tight box of object ``i``'s visible pixels (:func:`relations.instance_stats`)."""
+        got = self._stats.get(i)
+        if got is None:
+            got = self._stats[i] = instance_stats(*self.visible_mask(i))
+        return got
 
     # ------------------------------------------------------------------ group placers
     def _app(self, cls: str, color: str | None) -> Appearance:

@@ -38,19 +38,31 @@ class Geometry:
     points: np.ndarray  # (n, 2) per-instance centroids
 
 
+# One instance's centroid ``(cx, cy)`` and tight box ``(x0, y0, x1, y1)`` (exclusive max), image pixels.
+InstanceStats = tuple[float, float, int, int, int, int]
+
+
+def instance_stats(mask: np.ndarray, win: tuple[int, int, int, int]) -> InstanceStats:
+    """Centroid and tight box of one instance given as its window mask and window ``(y0, y1, x0, x1)``."""
+    wy0, _, wx0, _ = win
+    ys, xs = np.nonzero(mask)  # row-major: ys is sorted
+    n = len(xs)
+    # exact integer sums over n: the same float64 as xs.mean(), without its Python-level overhead
+    return (int(xs.sum()) / n + wx0 + 0.5, int(ys.sum()) / n + wy0 + 0.5, int(xs.min()) + wx0, int(ys[0]) + wy0,
+            int(xs.max()) + wx0 + 1, int(ys[-1]) + wy0 + 1)
+
+
 def geometry(masks: list[tuple[np.ndarray, tuple[int, int, int, int]]]) -> Geometry:
     """Geometry of instances given as ``(window mask, (y0, y1, x0, x1))`` pairs."""
-    pts, x0s, y0s, x1s, y1s = [], [], [], [], []
-    for m, (wy0, _, wx0, _) in masks:
-        ys, xs = np.nonzero(m)
-        pts.append((xs.mean() + wx0 + 0.5, ys.mean() + wy0 + 0.5))
-        x0s.append(xs.min() + wx0)
-        y0s.append(ys.min() + wy0)
-        x1s.append(xs.max() + wx0 + 1)
-        y1s.append(ys.max() + wy0 + 1)
-    p = np.asarray(pts, dtype=np.float64)
+    return geometry_of([instance_stats(m, win) for m, win in masks])
+
+
+def geometry_of(stats: list[InstanceStats]) -> Geometry:
+    """Geometry of instances from their :func:`instance_stats`."""
+    p = np.asarray([st[:2] for st in stats], dtype=np.float64)
     return Geometry(float(p[:, 0].mean()), float(p[:, 1].mean()),
-                    (float(min(x0s)), float(min(y0s)), float(max(x1s)), float(max(y1s))), p)
+                    (float(min(st[2] for st in stats)), float(min(st[3] for st in stats)),
+                     float(max(st[4] for st in stats)), float(max(st[5] for st in stats))), p)
 
 
 def _axis(dx: float, dy: float) -> str:
@@ -104,6 +116,15 @@ def between(c: tuple[float, float], p: tuple[float, float], q: tuple[float, floa
     if min(n1, n2) < 1e-6 or max(n1, n2) > max_dist:
         return False
     return float(np.dot(v1, v2)) / (n1 * n2) < math.cos(math.radians(135))
+
+
+def between_candidate(c: tuple[float, float], p: tuple[float, float], max_dist: float = 60.0) -> bool:
+    """Whether ``p`` is close enough to ``c`` to be one end of a :func:`between` pair (same distance test).
+
+    ``between(c, p, q)`` is False unless both ends pass, so pairs may be pre-filtered with it.
+    """
+    n = float(np.hypot(*np.subtract(p, c)))
+    return 1e-6 <= n <= max_dist
 
 
 def surrounded(c: tuple[float, float], pts: np.ndarray, radius: float = 60.0) -> bool:
