@@ -65,3 +65,56 @@ def test_configs_cli_lists_and_prints_paths(capsys: pytest.CaptureFixture[str]) 
     assert Path(capsys.readouterr().out.strip()) == ROOT / "accelerate" / "ddp.yaml"
     assert main(["configs", "nope"]) == 2
     assert "sections:" in capsys.readouterr().err
+
+
+def _flat(d: object, prefix: str = "") -> dict[str, object]:
+    if isinstance(d, dict):
+        out: dict[str, object] = {}
+        for k, v in d.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): d}
+
+
+PAPER_ROWS = {
+    "table2_no_prompt": {"model.use_box_prompt": False},
+    "table2_internlm2_1.8b": {"model.name": "1.8b", "model.llm.config.hidden_size": 2048},
+    "table3_no_cgformer": {"model.cgformer.enabled": False},
+    "table3_sam": {"model.grounding.kind": "sam", "model.mask_decoder.kind": "sam"},
+    "table4_csc_only": {"model.loss.rec": False},
+    "table4_rec_only": {"model.loss.csc": False},
+    "table4_neither": {"model.loss.csc": False, "model.loss.rec": False},
+    "table5_lambda_0": {"model.loss.sralign_lambda": 0.0},
+    "table5_lambda_0.5": {"model.loss.sralign_lambda": 0.5},
+    "table5_lambda_5": {"model.loss.sralign_lambda": 5.0},
+    "grandf": {"data.train": "data/grandf/train.jsonl"},
+}
+
+
+@pytest.mark.parametrize("row", sorted(PAPER_ROWS))
+def test_each_paper_experiment_changes_only_its_row(row: str) -> None:
+    from clvnet.config import to_dict
+
+    base = _flat(to_dict(load_config(TrainConfig, "paper", section="experiments")))
+    exp = _flat(to_dict(load_config(TrainConfig, f"paper/{row}", section="experiments")))
+    changed = {k for k in set(base) | set(exp) if base.get(k) != exp.get(k)} - {"output_dir"}
+    for key, value in PAPER_ROWS[row].items():
+        assert exp[key] == value, key
+    allowed = {"table2_internlm2_1.8b": ("model.name", "model.llm."),
+               "table3_sam": ("model.grounding.", "model.mask_decoder."),
+               "grandf": ("data.",)}.get(row, tuple(PAPER_ROWS[row]))
+    assert changed and all(k.startswith(allowed) for k in changed), sorted(changed)
+    assert exp["output_dir"] == f"runs/paper/{row}"
+
+
+def test_the_sam_row_builds_sam_on_the_meta_device() -> None:
+    from transformers import SamVisionModel
+    from transformers.models.sam.modeling_sam import SamMaskDecoder
+
+    from clvnet.models import build_model
+
+    cfg = load_config(TrainConfig, "paper/table3_sam", section="experiments")
+    model = build_model(cfg.model, meta=True)
+    assert isinstance(model.grounding.encoder, SamVisionModel)
+    assert isinstance(model.mask_decoder.decoder, SamMaskDecoder)
+    assert 0.6e9 < sum(p.numel() for p in model.grounding.parameters()) < 0.7e9      # SAM ViT-H
