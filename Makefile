@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install quickstart test test-slow test-browser lint check-wheel demo bench bench-eval bench-train clean
+.PHONY: install quickstart test test-slow test-scale test-browser lint check-wheel demo bench bench-eval bench-train clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,6 +26,9 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow $(ARGS)
+
+test-scale: $(STAMP)
+	$(BIN)/python -m pytest -q -s -m scale $(ARGS)
 
 test-browser: $(STAMP)
 	$(BIN)/python -m pytest -q -m browser $(ARGS)

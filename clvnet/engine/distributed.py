@@ -39,7 +39,10 @@ def make_accelerator(*, device: str, precision: str, grad_accum: int, find_unuse
         AcceleratorState._reset_state(True)  # several runs in one process (tests, quickstart)
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("train.device=cuda but no CUDA device is available")
-    use_cpu = device == "cpu" or not torch.cuda.is_available()
+    # under `accelerate launch` with a DeepSpeed config, DeepSpeed picks the device (DS_ACCELERATOR=cpu on a CPU);
+    # cpu=True would silently replace it with plain DDP
+    deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    use_cpu = (device == "cpu" or not torch.cuda.is_available()) and not deepspeed
     if precision == "auto":
         precision = "bf16" if (not use_cpu and torch.cuda.is_bf16_supported()) else "fp32"
     mp = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[precision]
@@ -49,6 +52,29 @@ def make_accelerator(*, device: str, precision: str, grad_accum: int, find_unuse
         cpu=use_cpu, mixed_precision=mp, gradient_accumulation_steps=grad_accum,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=find_unused_parameters)],
     )
+
+
+def configure_deepspeed(accelerator: Any, *, batch_size: int, grad_accum: int, grad_clip: float) -> None:
+    """Give DeepSpeed the micro-batch size before ``prepare`` (the trainer shards its own data, so accelerate
+    cannot read it from a dataloader), and check that the DeepSpeed config agrees with the clvnet config.
+
+    Raises:
+        ValueError: the DeepSpeed config sets gradient accumulation or clipping to another value, or
+            accelerate sees fewer processes than were launched (DeepSpeed on CPU with several processes).
+    """
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if accelerator.num_processes != launched:
+        raise ValueError(f"DeepSpeed: accelerate sees {accelerator.num_processes} process(es) but {launched} were "
+                         "launched (DeepSpeed's CPU backend with several processes); data would not be sharded. "
+                         "Use one process on a CPU, or GPUs")
+    ds = accelerator.state.deepspeed_plugin.deepspeed_config
+    ds["train_micro_batch_size_per_gpu"] = batch_size
+    ds["train_batch_size"] = batch_size * grad_accum * accelerator.num_processes
+    for key, value, ours in (("gradient_accumulation_steps", grad_accum, "train.grad_accum"),
+                             ("gradient_clipping", grad_clip, "optim.grad_clip")):
+        if ds.get(key) not in (None, "auto", value):
+            raise ValueError(f"the DeepSpeed config sets {key}={ds[key]} but {ours}={value}; make them equal")
+        ds[key] = value
 
 
 class ShardedResumableSampler(Sampler[int]):

@@ -25,7 +25,13 @@ from torch.utils.data import DataLoader
 from clvnet.config import save_yaml
 from clvnet.engine import checkpointing as ckpt
 from clvnet.engine.config import TrainConfig, check_paths, check_sizes
-from clvnet.engine.distributed import ShardedResumableSampler, any_flag, gather_objects, make_accelerator
+from clvnet.engine.distributed import (
+    ShardedResumableSampler,
+    any_flag,
+    configure_deepspeed,
+    gather_objects,
+    make_accelerator,
+)
 from clvnet.engine.logging import RunLogger
 from clvnet.engine.runtime import auto_threads, enable_gradient_checkpointing, ignore_sigint, param_groups
 from clvnet.engine.schedule import LRScheduler, step_progress, time_progress
@@ -102,7 +108,13 @@ class Trainer:
         groups = param_groups(model, cfg.optim.weight_decay, cfg.optim.lr, cfg.optim.lr_scale)
         self.optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps)
         self.scheduler = LRScheduler(self.optimizer, cfg.schedule)
+        if self.acc.state.deepspeed_plugin is not None:
+            configure_deepspeed(self.acc, batch_size=t.batch_size, grad_accum=t.grad_accum,
+                                grad_clip=cfg.optim.grad_clip)
         self.model, self.optimizer = self.acc.prepare(model, self.optimizer)
+        if self.acc.is_main_process:
+            log.info("distributed: %s, %d process(es) on %s", self.acc.distributed_type, self.acc.num_processes,
+                     self.acc.device)
         # DeepSpeed scales the loss for accumulation itself and shards the optimiser state (ZeRO-2).
         self.deepspeed = str(self.acc.distributed_type).upper().endswith("DEEPSPEED")
         self.collate = Collator(self.acc.unwrap_model(self.model).processor)

@@ -99,8 +99,8 @@ def _build_llm(cfg: CLVNetConfig, tokenizer: Any) -> Any:
     else:
         kwargs = dict(lc.config)
         model_type = kwargs.pop("model_type", "llama")
-        if tokenizer is not None:
-            kwargs["vocab_size"] = len(tokenizer)
+        if tokenizer is not None and cfg.trainable.llm == "full":
+            kwargs["vocab_size"] = len(tokenizer)     # trained from scratch: exactly the tokenizer's vocabulary
         conf = AutoConfig.for_model(model_type, **kwargs)
         if tokenizer is not None:
             for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
@@ -110,6 +110,10 @@ def _build_llm(cfg: CLVNetConfig, tokenizer: Any) -> Any:
     if tokenizer is not None:
         special = [int(tokenizer.convert_tokens_to_ids(t)) for t in SPECIAL_TOKENS]
         vocab = len(tokenizer)
+        ordinary = max((i for i in tokenizer.get_vocab().values() if i not in special), default=0)
+        if ordinary >= rows:
+            raise ValueError(f"the tokenizer has ids up to {ordinary} but the LLM's embedding has {rows} rows "
+                             "(llm.config.vocab_size or the LLM folder); only the special tokens may lie beyond it")
     else:
         special, vocab = list(range(rows, rows + len(SPECIAL_TOKENS))), rows + len(SPECIAL_TOKENS)
     if cfg.trainable.llm == "full":

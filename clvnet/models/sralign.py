@@ -143,7 +143,8 @@ class SRAlign(nn.Module):
         if csc:
             self.mask_proj = nn.Linear(visual_dim, align_dim)
             self.phrase_proj = nn.Linear(text_dim, align_dim)
-            self.logit_scale = nn.Parameter(torch.tensor(float(logit_scale_init)))
+            # shape (1,), not a 0-d scalar: DeepSpeed cannot broadcast 0-d parameters
+            self.logit_scale = nn.Parameter(torch.tensor([float(logit_scale_init)]))
         if rec:
             self.visual_relation = RelationHead(visual_dim)
             if text_relation:

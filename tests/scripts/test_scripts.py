@@ -75,6 +75,15 @@ def test_diagnose_quickstart(tmp_path: Path) -> None:
     assert "teacher" in out.lower()
 
 
-TESTED = [f"scripts::{n}" for n in ("bench_eval.py", "bench_inference.py", "make_big_geotiff.py",
+TESTED = [f"scripts::{n}" for n in ("bench_eval.py", "bench_inference.py", "make_big_geotiff.py", "bench_paper.py",
                                     "bench_model_step.py", "bench_synth.py", "bench_train.py",
                                     "diagnose_quickstart.py")]
+
+
+def test_bench_paper_at_reduced_width(tmp_path: Path) -> None:
+    out = tmp_path / "paper.json"
+    _run("scripts/bench_paper.py", "--preset", "paper-native", "--random-weights", "--small", "--device", "cpu",
+         "--threads", "1", "--steps", "1", "--new-tokens", "6", "--boxes", "2", "--out", str(out))
+    r = json.loads(out.read_text())
+    assert r["timed_steps"] == 1 and r["train_step_s"] > 0 and r["decode_2"]["boxes"] == 2
+    assert r["decode_1"]["fps"] > 0 and r["peak_rss_gb"] > 0
