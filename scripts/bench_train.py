@@ -4,6 +4,11 @@ Usage (the quickstart's tiny model, 2 CPU threads)::
 
     python scripts/bench_train.py --config quickstart --steps 30 --threads 2
 
+``--compare TREE`` times another checkout of clvnet (e.g. ``git archive b773ea1 | tar -x -C /tmp/base``) and this
+one alternately, ``--rounds`` times, each run in its own process on the same SynthRS scenes, and prints both
+splits and, last, ``speed-up: X.XX×`` (the median samples/s of this tree over that of TREE). TREE runs its own
+``scripts/bench_train.py`` with its own quickstart config.
+
 Two measurements:
 
 1. *data*: the time to build one batch (dataset + collate + processor) in the main process,
@@ -21,6 +26,9 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
@@ -30,9 +38,59 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (sets train.cpu_threads)")
     ap.add_argument("--num-train", type=int, default=400, help="SynthRS scenes generated when data.train is missing")
+    ap.add_argument("--compare", type=Path, default=None, metavar="TREE", help="another clvnet checkout to time")
+    ap.add_argument("--rounds", type=int, default=3, help="--compare: alternations")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
+    if args.compare is not None:
+        compare(args)
+    else:
+        measure(args)
 
+
+def _run_tree(tree: Path, config: str, args: argparse.Namespace, data: Path) -> dict[str, Any]:
+    """One bench_train run of ``tree`` in its own process; returns its JSON result."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, str(tree / "scripts" / "bench_train.py"), "--config", config, "--steps", str(args.steps),
+           "--warmup", str(args.warmup), "--threads", str(args.threads), f"data.train={data}", *args.overrides]
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    res = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"bench_train in {tree} failed:\n{res.stderr[-3000:]}")
+    return dict(json.loads(res.stdout[res.stdout.index("{"):]))
+
+
+def compare(args: argparse.Namespace) -> None:
+    """Alternate runs of ``args.compare`` and this tree; print both splits and the speed-up."""
+    import statistics
+
+    from clvnet.data.synth import generate_split
+
+    tree = args.compare.resolve()
+    if not (tree / "clvnet" / "__init__.py").is_file() or not (tree / "scripts" / "bench_train.py").is_file():
+        raise SystemExit(f"--compare {tree}: not a clvnet checkout (no clvnet/ or scripts/bench_train.py)")
+    old_config = "configs/experiments/quickstart.yaml" if (tree / "configs").is_dir() else args.config
+    data = Path(generate_split(Path(tempfile.mkdtemp(prefix="bench_train_data_")), args.num_train, 1, split="train"))
+    runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "this tree": []}
+    for r in range(args.rounds):
+        for name, root, config in (("baseline", tree, old_config), ("this tree", REPO, args.config)):
+            res = _run_tree(root, config, args, data)
+            runs[name].append(res)
+            split = ", ".join(f"{k} {v:.1f}" for k, v in res["per_step_ms"].items())
+            print(f"round {r + 1} {name:9s}: {res['samples_per_s']:6.2f} samples/s  per step (ms): {split}", flush=True)
+    medians = {name: statistics.median(x["samples_per_s"] for x in rs) for name, rs in runs.items()}
+    for name, rs in runs.items():
+        split = {k: statistics.median(x["per_step_ms"][k] for x in rs) for k in rs[0]["per_step_ms"]}
+        print(f"median {name:9s}: {medians[name]:6.2f} samples/s  per step (ms): "
+              + ", ".join(f"{k} {v:.1f}" for k, v in split.items()))
+    print(f"baseline: {tree}   load average: {os.getloadavg()}")
+    print(f"speed-up: {medians['this tree'] / medians['baseline']:.2f}×")
+
+
+def measure(args: argparse.Namespace) -> None:
+    """Time ``args.steps`` training steps of this tree and print the JSON result."""
     import torch
 
     from clvnet.config import load_config

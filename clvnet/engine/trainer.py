@@ -106,7 +106,10 @@ class Trainer:
             log.info("trainable parameters: %s of %s (%.1f%%)", f"{n_train:,}", f"{n_all:,}",
                      100.0 * n_train / max(n_all, 1))
         groups = param_groups(model, cfg.optim.weight_decay, cfg.optim.lr, cfg.optim.lr_scale)
-        self.optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps)
+        # the fused kernel (CPU and CUDA) replaces a dozen small ops per parameter tensor; DeepSpeed steps its own way
+        fused = self.acc.state.deepspeed_plugin is None
+        self.optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps,
+                                           fused=fused)
         self.scheduler = LRScheduler(self.optimizer, cfg.schedule)
         if self.acc.state.deepspeed_plugin is not None:
             configure_deepspeed(self.acc, batch_size=t.batch_size, grad_accum=t.grad_accum,

@@ -46,7 +46,7 @@ def beam_search(reasoner: Any, embed_tokens: Any, embeds: torch.Tensor, attn: to
     rows = n * k
     dev = embeds.device
     embeds, attn, pos = (t.repeat_interleave(k, dim=0) for t in (embeds, attn, pos))
-    logits, _, past = reasoner(embeds, attn, pos, use_cache=True)
+    logits, _, past = reasoner(embeds, attn, pos, use_cache=True, logits_to_keep=1)
     scores = torch.zeros(n, k, device=dev)
     scores[:, 1:] = float("-inf")                  # all beams start equal: keep one until the first step
     finished = torch.zeros(rows, dtype=torch.bool, device=dev)

@@ -295,7 +295,7 @@ def build_model(cfg: CLVNetConfig, captions: Iterable[str] | None = None, *, tok
             grounding=grounding, mask_decoder=mask_decoder,
             sralign=SRAlign(d, width, lc.align_dim, csc=lc.csc, rec=lc.rec, text_relation=not cfg.cgformer.enabled,
                             logit_scale_init=lc.logit_scale_init, logit_scale_max=lc.logit_scale_max,
-                            denominator=lc.csc_denominator),
+                            denominator=lc.csc_denominator, similarity=lc.csc_similarity),
             cues=_build_cues(cfg, vision.width, d, width))
     set_trainable(model, cfg)
     return model

@@ -153,8 +153,11 @@ class LossConfig:
     rec: bool = True
     sralign_lambda: float = 1.0              # λ of eq. 13 (``lambda`` is a Python keyword)
     csc_denominator: Literal["all", "negatives_only"] = "all"
+    # CLIP's cosine similarity/τ ("cosine") or eq. 10's literal m·s/τ ("dot"), which stalled training at chance
+    # in our runs (design §7, "L_csc")
+    csc_similarity: Literal["dot", "cosine"] = "cosine"
     align_dim: int = 64                      # shared space of m_i and s_j
-    logit_scale_init: float = 0.0            # log(1/τ) at start: τ = 1 (eq. 10's logits are m·s/τ, not cosines)
+    logit_scale_init: float = 0.0            # log(1/τ) at start: τ = 1 (learnable)
     logit_scale_max: float = 4.6052          # log(100): τ >= 0.01, CLIP's clamp
 
 

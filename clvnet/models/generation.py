@@ -106,7 +106,7 @@ def greedy(model: CLVNet, batch: PromptBatch, budget: int, *, use_cache: bool = 
     embed_tokens = reasoner.llm.get_input_embeddings()
     embeds, attn, pos = batch.embeds, batch.attn, batch.pos
     n = embeds.shape[0]
-    logits, _, past = reasoner(embeds, attn, pos, use_cache=use_cache)
+    logits, _, past = reasoner(embeds, attn, pos, use_cache=use_cache, logits_to_keep=1)
     gen: list[list[int]] = [[] for _ in range(n)]
     seg_states: list[list[torch.Tensor]] = [[] for _ in range(n)]
     emitted = [""] * n
@@ -133,7 +133,7 @@ def greedy(model: CLVNet, batch: PromptBatch, budget: int, *, use_cache: bool = 
             logits, hidden, past = reasoner(new_emb, attn, pos[:, -1:], past_key_values=past, use_cache=True)
         else:
             embeds = torch.cat([embeds, new_emb], dim=1)
-            logits, hidden, _ = reasoner(embeds, attn, pos, use_cache=False)
+            logits, hidden, _ = reasoner(embeds, attn, pos, use_cache=False, logits_to_keep=1)
         for b in is_seg.nonzero().flatten().tolist():
             seg_states[b].append(hidden[b, -1])
         if last:

@@ -20,7 +20,7 @@ from clvnet.models.grounding import GroundingEncoder
 from clvnet.models.mask_decoder import MaskDecoder
 from clvnet.models.outputs import LOSS_KEYS, CLVNetOutput, GroundingFeatures, ImageFeatures
 from clvnet.models.processor import CLVNetProcessor
-from clvnet.models.reasoner import VPReasoner, caption_loss, gather_objects
+from clvnet.models.reasoner import VPReasoner, answer_logits_to_keep, caption_loss, gather_objects
 from clvnet.models.region import RegionEncoder
 from clvnet.models.sralign import SRAlign
 from clvnet.models.vision import Projector, VisionEncoder, grid_to_tokens
@@ -124,14 +124,28 @@ class CLVNet(nn.Module):
     def decode_masks(self, f_h: torch.Tensor, f_r: torch.Tensor, obj_mask: torch.Tensor,
                      grounding: GroundingFeatures, size: int
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """CMDecoder: CGFormer then the mask decoder; returns (mask logits (B, N, size, size), mask tokens, R_t)."""
+        """CMDecoder: CGFormer then the mask decoder; returns (mask logits (B, N, size, size), mask tokens, R_t).
+
+        Only real objects (``obj_mask``) are decoded: each is one row of the decoder's batch, with its image's
+        features (SAM's decoder treats every prompt independently, so this equals decoding the padded (B, N)
+        grid, without the work for the padding). Padded slots get zero logits and zero tokens.
+        """
         f_g, r_t, _ = self.cgformer(f_h, f_r, obj_mask)
-        low, tokens = self.mask_decoder(f_g, grounding)                                # (B, N, h', w')
-        if not low.shape[1]:
-            low = low.new_zeros(low.shape[0], 0, size, size)
-        elif low.shape[-1] != size:
+        b, n = obj_mask.shape
+        if n == 0:
+            return f_g.new_zeros(b, 0, size, size), f_g.new_zeros(b, 0, self.mask_decoder.width), r_t
+        rows = obj_mask.nonzero()                                                      # (Ntot, 2): image, slot
+        keep = 1.0
+        if not rows.numel():        # no object at all: decode one padded slot at weight 0 (DDP needs the graph)
+            rows, keep = obj_mask.new_zeros(1, 2, dtype=torch.long), 0.0
+        low, tokens = self.mask_decoder(f_g[rows[:, 0], rows[:, 1]][:, None], grounding.select(rows[:, 0]))
+        if low.shape[-1] != size:                                                      # (Ntot, 1, h', w')
             low = F.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
-        return low, tokens, r_t
+        masks = low.new_zeros(b, n, size, size)
+        masks[rows[:, 0], rows[:, 1]] = low[:, 0] * keep
+        out_tokens = tokens.new_zeros(b, n, tokens.shape[-1])
+        out_tokens[rows[:, 0], rows[:, 1]] = tokens[:, 0] * keep
+        return masks, out_tokens, r_t
 
     # ------------------------------------------------------------------ training
     def forward(self, inputs: dict[str, Any]) -> CLVNetOutput:
@@ -148,7 +162,8 @@ class CLVNet(nn.Module):
         f_r_prompt, f_r = self.context_tokens(feats, opt["region"], opt["box"], opt["detections"],
                                               opt["detections_valid"], opt["region_window"])
         feats = self.mark_box(feats, opt["box"])
-        logits, hidden, _ = self.reasoner(self.reasoner.embed(input_ids, feats.image_tokens, f_r_prompt), attn)
+        logits, hidden, _ = self.reasoner(self.reasoner.embed(input_ids, feats.image_tokens, f_r_prompt), attn,
+                                          logits_to_keep=answer_logits_to_keep(labels))
         l_cap = caption_loss(logits, labels)
         f_h, phrase_h, obj_mask = gather_objects(hidden.to(self.head_dtype), input_ids, self.reasoner.ids,
                                                  masks.shape[1], valid.sum(1), rec_ids)

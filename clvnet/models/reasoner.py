@@ -61,34 +61,54 @@ class VPReasoner(nn.Module):
         return emb
 
     def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.Tensor | None = None, past_key_values: Any = None, use_cache: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor, Any]:
+                position_ids: torch.Tensor | None = None, past_key_values: Any = None, use_cache: bool = False,
+                logits_to_keep: int = 0) -> tuple[torch.Tensor, torch.Tensor, Any]:
         """Run the LLM.
 
+        Args:
+            logits_to_keep: compute the logits of the last this many positions only (0 = all), when the LLM
+                supports it (every native ``transformers`` model does; otherwise all are returned).
+
         Returns:
-            logits (B, L, V), last-layer hidden states (B, L, D), and the KV cache (or None).
+            logits (B, L' <= L, V) of the last L' positions, last-layer hidden states (B, L, D), and the KV cache
+            (or None).
         """
         kw: dict[str, Any] = {}
         if past_key_values is not None:
             kw[self._cache_kw()] = past_key_values
+        if logits_to_keep and self._accepts("logits_to_keep"):
+            kw["logits_to_keep"] = logits_to_keep
         out = self.llm(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
                        use_cache=use_cache, output_hidden_states=True, **kw)
         past = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
         return out.logits, out.hidden_states[-1], past if use_cache else None
 
-    def _cache_kw(self) -> str:
-        """transformers 5.24 renamed ``past_key_values`` to ``cache``; remote-code models may not have."""
-        if not hasattr(self, "_cache_name"):
+    def _accepts(self, name: str) -> bool:
+        """Whether the (unwrapped) LLM's forward takes the keyword ``name`` (remote-code models may not)."""
+        if not hasattr(self, "_params"):
             import inspect
 
             base = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
-            params = inspect.signature(base.forward).parameters
-            self._cache_name = "cache" if "cache" in params else "past_key_values"
-        return self._cache_name
+            self._params = frozenset(inspect.signature(base.forward).parameters)
+        return name in self._params
+
+    def _cache_kw(self) -> str:
+        """transformers 5.24 renamed ``past_key_values`` to ``cache``; remote-code models may not have."""
+        return "cache" if self._accepts("cache") else "past_key_values"
+
+
+def answer_logits_to_keep(labels: torch.Tensor) -> int:
+    """How many last positions need logits for the caption loss: from the one before the first answer token on."""
+    answer = (labels != -100).any(0).nonzero()
+    return int(labels.shape[1] - max(int(answer[0]) - 1, 0)) if answer.numel() else 1
 
 
 def caption_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Next-token CE on answer tokens only (labels -100 elsewhere), eq. 5."""
+    """Next-token CE on answer tokens only (labels -100 elsewhere), eq. 5.
+
+    ``logits`` may cover only the last L' positions (``logits_to_keep``); ``labels`` (B, L) are aligned to them.
+    """
+    labels = labels[:, labels.shape[1] - logits.shape[1]:]
     shift_logits = logits[:, :-1].reshape(-1, logits.shape[-1])
     shift_labels = labels[:, 1:].reshape(-1)
     if bool((shift_labels != -100).any()):

@@ -2,8 +2,8 @@
 
 * L_csc, eq. 10: per sample, a symmetric multi-positive InfoNCE between mask embeddings m_i (the decoder's
   output mask tokens, projected) and phrase embeddings s_j (the mean LLM hidden state of the phrase's tokens
-  between ``<p>`` and ``</p>``, projected), with logits m_i·s_j/τ, summed over the sample's N objects and
-  averaged over the batch. Positives are the same object, or the same normalised phrase text in the sample.
+  between ``<p>`` and ``</p>``, projected), with logits cos(m_i, s_j)/τ (eq. 10 writes m_i·s_j/τ; see
+  ``similarity``), summed over the sample's N objects and averaged over the batch. Positives are the same object, or the same normalised phrase text in the sample.
 * L_rec, eq. 11: the symmetric KL divergence between the textual relation matrix R_t (CGFormer's R_e, or a
   relation head on f_h when CGFormer is off) and the visual one R_v (eq. 7 applied to the mask tokens).
 * Eq. 12: ``L_align = L_csc + L_rec``, weighted by λ in eq. 13 by the model.
@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from clvnet.models.cgformer import RelationHead
@@ -71,10 +72,12 @@ def _directional(z: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor, denomi
 
 def semantic_consistency_loss(mask_emb: torch.Tensor, phrase_emb: torch.Tensor, positives: torch.Tensor,
                               valid: torch.Tensor, logit_scale: torch.Tensor,
-                              denominator: Literal["all", "negatives_only"] = "all") -> torch.Tensor:
+                              denominator: Literal["all", "negatives_only"] = "all",
+                              similarity: Literal["dot", "cosine"] = "cosine") -> torch.Tensor:
     """L_csc of eq. 10: per sample, the symmetric multi-positive InfoNCE summed over its N objects.
 
-    Logits are ``m_i·s_j / τ`` (dot products, as eq. 10 writes them) with ``τ = exp(-logit_scale)``.
+    Logits are ``sim(m_i, s_j) / τ`` with ``τ = exp(-logit_scale)``: cosine similarity by default (CLIP's form; eq. 10
+    writes the dot product ``m_i·s_j``, ``similarity="dot"``, which stalled at chance in our runs, design §7).
 
     Args:
         mask_emb: (B, N, A) mask embeddings m_i.
@@ -84,6 +87,7 @@ def semantic_consistency_loss(mask_emb: torch.Tensor, phrase_emb: torch.Tensor, 
         logit_scale: scalar tensor log(1/τ).
         denominator: ``all`` (the positives in the denominator too: standard InfoNCE, default) or
             ``negatives_only`` (eq. 10 as printed, ``j ≠ i``; unbounded below).
+        similarity: ``dot`` (eq. 10) or ``cosine`` (the embeddings L2-normalised first, as CLIP does).
 
     Returns:
         The mean over samples with at least one object of (mask→phrase + phrase→mask) summed over the objects.
@@ -92,6 +96,10 @@ def semantic_consistency_loss(mask_emb: torch.Tensor, phrase_emb: torch.Tensor, 
         raise ValueError(f"positives {tuple(positives.shape)} must be (B, N, N) and valid {tuple(valid.shape)} (B, N) "
                          f"for mask embeddings {tuple(mask_emb.shape)}")
     pos = positives.to(torch.bool) & valid[:, :, None] & valid[:, None, :]
+    if similarity == "cosine":
+        mask_emb, phrase_emb = F.normalize(mask_emb, dim=-1), F.normalize(phrase_emb, dim=-1)
+    elif similarity != "dot":
+        raise ValueError(f"csc similarity must be 'dot' or 'cosine', got {similarity!r}")
     z = logit_scale.exp() * (mask_emb @ phrase_emb.transpose(1, 2))                 # (B, N, N)
     per_sample = _directional(z, pos, valid, denominator) + _directional(z.transpose(1, 2), pos.transpose(1, 2),
                                                                           valid, denominator)
@@ -131,15 +139,16 @@ class SRAlign(nn.Module):
         csc, rec: which losses are on (a head exists only for a loss that is on).
         text_relation: build a relation head on f_h for R_t (when CGFormer, which gives R_e, is off).
         logit_scale_init, logit_scale_max: log(1/τ) at start and its clamp.
-        denominator: see :func:`semantic_consistency_loss`.
+        denominator, similarity: see :func:`semantic_consistency_loss`.
     """
 
     def __init__(self, text_dim: int, visual_dim: int, align_dim: int, *, csc: bool = True, rec: bool = True,
                  text_relation: bool = False, logit_scale_init: float = 0.0, logit_scale_max: float = 4.6052,
-                 denominator: Literal["all", "negatives_only"] = "all") -> None:
+                 denominator: Literal["all", "negatives_only"] = "all",
+                 similarity: Literal["dot", "cosine"] = "cosine") -> None:
         super().__init__()
         self.csc, self.rec = csc, rec
-        self.logit_scale_max, self.denominator = logit_scale_max, denominator
+        self.logit_scale_max, self.denominator, self.similarity = logit_scale_max, denominator, similarity
         if csc:
             self.mask_proj = nn.Linear(visual_dim, align_dim)
             self.phrase_proj = nn.Linear(text_dim, align_dim)
@@ -189,7 +198,7 @@ class SRAlign(nn.Module):
         else:
             pos = torch.eye(valid.shape[1], dtype=torch.bool, device=valid.device).expand(valid.shape[0], -1, -1)
         scale = self.logit_scale.clamp(max=self.logit_scale_max)
-        return semantic_consistency_loss(m, s, pos, valid, scale, self.denominator)
+        return semantic_consistency_loss(m, s, pos, valid, scale, self.denominator, self.similarity)
 
     @staticmethod
     def _rec(r_t: torch.Tensor, r_v: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

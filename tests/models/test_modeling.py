@@ -145,3 +145,41 @@ def test_the_grounding_encoder_reads_the_grounding_view(batch: dict[str, Any]) -
         a = model(dict(inputs, grounding_image=g)).mask_logits
         b = model(dict(inputs, grounding_image=g.flip(-1))).mask_logits
     assert not torch.allclose(a, b)
+
+
+def test_only_real_objects_are_decoded_and_they_match_the_padded_grid(tiny_model: CLVNet,
+                                                                       batch: dict[str, Any]) -> None:
+    import torch.nn.functional as F
+
+    model = tiny_model.eval()
+    feats = model.encode_image(batch["image"])
+    f_h = torch.randn(2, 3, model.reasoner.hidden_size)
+    obj = torch.tensor([[True, True, False], [True, False, False]])
+    f_r, _ = model.context_tokens(feats, batch["region"], batch["box"])
+    calls: list[int] = []
+    model.mask_decoder.register_forward_hook(lambda _m, inp, _o: calls.append(inp[0].shape[0]))
+    with torch.no_grad():
+        masks, tokens, _ = model.decode_masks(f_h, f_r, obj, feats.grounding, 32)
+        f_g, _, _ = model.cgformer(f_h, f_r, obj)
+        grid, grid_tokens = model.mask_decoder(f_g, feats.grounding)                # the whole padded grid
+    assert calls[0] == 3                                                              # three real objects
+    grid = F.interpolate(grid, size=(32, 32), mode="bilinear", align_corners=False)
+    assert torch.allclose(masks[obj], grid[obj], atol=1e-4) and torch.allclose(tokens[obj], grid_tokens[obj], atol=1e-5)
+    assert float(masks[~obj].abs().sum()) == 0 and float(tokens[~obj].abs().sum()) == 0
+
+
+def test_caption_logits_only_where_the_loss_reads_them(tiny_model: CLVNet, batch: dict[str, Any]) -> None:
+    from clvnet.models.reasoner import answer_logits_to_keep, caption_loss
+
+    model = tiny_model.eval()
+    inputs = model.processor(batch)
+    feats = model.encode_image(inputs["image"])
+    f_r, _ = model.context_tokens(feats, inputs["region"], inputs["box"])
+    embeds = model.reasoner.embed(inputs["input_ids"], feats.image_tokens, f_r)
+    keep = answer_logits_to_keep(inputs["labels"])
+    assert 0 < keep < inputs["labels"].shape[1]                                       # the prompt is skipped
+    with torch.no_grad():
+        full, _, _ = model.reasoner(embeds, inputs["attention_mask"])
+        part, _, _ = model.reasoner(embeds, inputs["attention_mask"], logits_to_keep=keep)
+    assert part.shape[1] == keep
+    assert torch.allclose(caption_loss(part, inputs["labels"]), caption_loss(full, inputs["labels"]), atol=1e-6)

@@ -50,7 +50,7 @@ def _one(x: torch.Tensor) -> torch.Tensor:
     return x[None]
 
 
-def test_csc_is_eq10_dot_products_summed_over_the_objects() -> None:
+def test_csc_is_eq10_summed_over_the_objects_with_dot_or_cosine_logits() -> None:
     m = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
     s = torch.tensor([[3.0, 0.0], [1.0, 1.0]])
     pos = torch.eye(2, dtype=torch.bool)
@@ -59,12 +59,17 @@ def test_csc_is_eq10_dot_products_summed_over_the_objects() -> None:
     z = (m @ s.t()) / tau                                       # m_i·s_j / τ, no normalisation
     m2s = -(z.log_softmax(1).diagonal()).sum()                  # summed over the N objects
     s2m = -(z.t().log_softmax(1).diagonal()).sum()
-    got = semantic_consistency_loss(_one(m), _one(s), _one(pos), _one(valid), torch.tensor(math.log(1 / tau)))
+    got = semantic_consistency_loss(_one(m), _one(s), _one(pos), _one(valid), torch.tensor(math.log(1 / tau)),
+                                    similarity="dot")
     assert float(got) == pytest.approx(float(m2s + s2m), rel=1e-5)
     # printed eq. 10: the denominator sums over j != i only
     neg = -(z.diagonal() - z.flip(1).diagonal()).sum() - (z.t().diagonal() - z.t().flip(1).diagonal()).sum()
     got_neg = semantic_consistency_loss(_one(m), _one(s), _one(pos), _one(valid), torch.tensor(math.log(1 / tau)),
-                                        denominator="negatives_only")
+                                        denominator="negatives_only", similarity="dot")
+    cos = torch.nn.functional.normalize(m, dim=-1) @ torch.nn.functional.normalize(s, dim=-1).t() / tau
+    want_cos = -(cos.log_softmax(1).diagonal()).sum() - (cos.t().log_softmax(1).diagonal()).sum()
+    got_cos = semantic_consistency_loss(_one(m), _one(s), _one(pos), _one(valid), torch.tensor(math.log(1 / tau)))
+    assert float(got_cos) == pytest.approx(float(want_cos), rel=1e-5)
     assert float(got_neg) == pytest.approx(float(neg), rel=1e-5)
 
 
@@ -99,7 +104,7 @@ def test_csc_multi_positive_and_finite_gradients() -> None:
     valid = torch.ones(1, 3, dtype=torch.bool)
     z = m[0] @ s[0].t()
     want = sum(-(z[i].log_softmax(0)[pos[0, i]]).mean() for i in range(3)) * 2      # symmetric here
-    got = semantic_consistency_loss(m, s, pos, valid, torch.tensor(0.0))
+    got = semantic_consistency_loss(m, s, pos, valid, torch.tensor(0.0), similarity="dot")
     assert float(got) == pytest.approx(float(want), rel=1e-5)
     only = semantic_consistency_loss(m, s, pos, valid, torch.tensor(0.0), denominator="negatives_only")
     only.backward()                                            # anchors with no negative contribute 0, finitely
