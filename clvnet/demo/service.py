@@ -273,8 +273,16 @@ class DemoService:
 
     # -- running --------------------------------------------------------------------------------------
     def _ids(self, image: LoadedImage, n: int) -> list[str]:
-        """Prediction ids (and download file stems): ``<image stem>_box<k>``, k from 1 as on the page."""
-        return [f"{Path(image.name).stem}_box{k + 1}" for k in range(n)]
+        """Prediction ids (and download file stems): ``<image stem>_box<k>``, k from 1 as on the page.
+
+        An upload whose stem is not a plain file name (:func:`clvnet.data.ids.id_problem`) is called ``image``.
+        """
+        from clvnet.data.ids import MAX_ID_BYTES, id_problem
+
+        stem = Path(image.name).stem
+        if id_problem(stem) is not None or len(stem.encode("utf-8", errors="surrogatepass")) > MAX_ID_BYTES - 16:
+            stem = "image"
+        return [f"{stem}_box{k + 1}" for k in range(n)]
 
     def run(self, image: LoadedImage, boxes: Sequence[Box], query: str | None = None,
             box_crs: str | None = None) -> list[BoxResult]:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from clvnet.data.ids import check_unique_ids, safe_id
 from clvnet.data.record import DataError, GCGRecord
 from clvnet.eval.inputs import GTImage, PredImage, check_unique, gt_from_records, rle_json, to_coco_rle
 
@@ -104,19 +105,13 @@ def read_glamm_predictions(folder: str | Path, gts: Sequence[GTImage]) -> list[P
         raise DataError("prediction folder not found", file=folder)
     out = []
     for g in gts:
-        f = folder / f"{g.image_id}.json"
+        f = folder / f"{safe_id(str(g.image_id), record=g.image_id, field='image_id')}.json"
         if f.is_file():
             out.append(read_glamm_prediction(f))
     return out
 
 
 # --------------------------------------------------------------------------- export
-def _safe_name(image_id: str) -> str:
-    if not image_id or "/" in image_id or image_id in (".", ".."):
-        raise DataError("image id cannot be used as a file name", record=image_id)
-    return image_id
-
-
 def export_glamm(gt_records: Sequence[GCGRecord], pred_records: Sequence[GCGRecord],
                  out_dir: str | Path) -> dict[str, Path]:
     """Write our GT and prediction records as GLaMM's files.
@@ -130,6 +125,7 @@ def export_glamm(gt_records: Sequence[GCGRecord], pred_records: Sequence[GCGReco
     from pycocotools import mask as mask_utils
 
     gts = gt_from_records(gt_records)
+    check_unique_ids([(safe_id(r.id, record=r.id), f"prediction {r.id!r}") for r in pred_records])
     out_dir = Path(out_dir)
     pred_dir = out_dir / PRED_DIR_NAME
     pred_dir.mkdir(parents=True, exist_ok=True)
@@ -149,15 +145,11 @@ def export_glamm(gt_records: Sequence[GCGRecord], pred_records: Sequence[GCGReco
     paths = {"mask_gt": out_dir / MASK_GT_NAME, "caption_gt": out_dir / CAPTION_GT_NAME, "predictions": pred_dir}
     paths["mask_gt"].write_text(json.dumps({"images": images, "annotations": mask_anns, "categories": cats}))
     paths["caption_gt"].write_text(json.dumps({"images": images, "annotations": cap_anns}))
-    seen: set[str] = set()
     for rec in pred_records:
-        if rec.id in seen:
-            raise DataError(f"duplicate prediction image id {rec.id!r}", record=rec.id)
-        seen.add(rec.id)
         if any(len(p.masks) != 1 for p in rec.phrases):
             raise DataError("a prediction needs exactly one mask per phrase", record=rec.id)
         js = {"image_id": rec.id, "caption": rec.caption, "phrases": [p.text for p in rec.phrases],
               "pred_masks": [rle_json(to_coco_rle(p.masks[0], rec.height, rec.width, where=f"{rec.id} pred {j}"))
                              for j, p in enumerate(rec.phrases)]}
-        (pred_dir / f"{_safe_name(rec.id)}.json").write_text(json.dumps(js))
+        (pred_dir / f"{rec.id}.json").write_text(json.dumps(js))
     return paths
