@@ -19,7 +19,16 @@ from typing import Any
 
 from clvnet.data.ids import check_unique_ids, safe_id
 from clvnet.data.record import DataError, GCGRecord
-from clvnet.eval.inputs import GTImage, PredImage, check_unique, gt_from_records, rle_json, to_coco_rle
+from clvnet.eval.inputs import (
+    GTImage,
+    PredImage,
+    check_phrase_count,
+    check_pred_rle,
+    check_unique,
+    gt_from_records,
+    rle_json,
+    to_coco_rle,
+)
 
 MASK_GT_NAME = "gcg_coco_mask_gt.json"
 CAPTION_GT_NAME = "gcg_coco_caption_gt.json"
@@ -47,7 +56,7 @@ def read_glamm_gt(mask_path: str | Path, caption_path: str | Path) -> list[GTIma
         if im["id"] in sizes:
             raise DataError(f"duplicate image id {im['id']!r}", file=mask_path, record=im["id"])
         sizes[im["id"]] = (int(im["height"]), int(im["width"]))
-    seg_by_img: dict[Any, list[tuple[Any, int]]] = {k: [] for k in sizes}
+    seg_by_img: dict[Any, list[tuple[Any, int, int]]] = {k: [] for k in sizes}
     for n, ann in enumerate(masks_js["annotations"]):
         iid = ann.get("image_id")
         if iid not in sizes:
@@ -55,7 +64,7 @@ def read_glamm_gt(mask_path: str | Path, caption_path: str | Path) -> list[GTIma
         if ann.get("category_id", 1) != 1 or ann.get("iscrowd", 0):
             raise DataError(f"annotation {n}: GCG GT masks must have category_id 1 and iscrowd 0, got "
                             f"{ann.get('category_id')} / {ann.get('iscrowd')}", file=mask_path, record=iid)
-        seg_by_img[iid].append((ann.get("segmentation"), int(ann.get("num_instances", 1))))
+        seg_by_img[iid].append((ann.get("segmentation"), int(ann.get("num_instances", 1)), n))
     caps_by_img: dict[Any, list[dict[str, Any]]] = {}
     for ann in caps_js["annotations"]:
         caps_by_img.setdefault(ann.get("image_id"), []).append(ann)
@@ -73,10 +82,12 @@ def read_glamm_gt(mask_path: str | Path, caption_path: str | Path) -> list[GTIma
         if len(segs) != len(labels):
             raise DataError(f"{len(labels)} labels but {len(segs)} masks", file=mask_path, record=iid)
         h, w = sizes[iid]
+        check_phrase_count(len(labels), "GT", file=caption_path, record=iid, field="labels")
         out.append(GTImage(image_id=iid, height=h, width=w, captions=[str(a["caption"]) for a in anns],
                            phrases=labels,
-                           masks=[to_coco_rle(s, h, w, where=f"{iid} mask {k}") for k, (s, _) in enumerate(segs)],
-                           n_instances=[n for _, n in segs]))
+                           masks=[to_coco_rle(s, h, w, file=mask_path, record=iid, field=f"annotations[{n}].segmentation")
+                                  for s, _, n in segs],
+                           n_instances=[k for _, k, _ in segs], source=str(mask_path)))
     check_unique(out, "GT")
     return out
 
@@ -92,10 +103,15 @@ def read_glamm_prediction(path: str | Path) -> PredImage:
     iid = js.get("image_id", path.stem)
     if str(iid) != path.stem:
         raise DataError(f"image_id {iid!r} differs from the file name", file=path, record=iid)
+    if not isinstance(js["phrases"], list) or not isinstance(js["pred_masks"], list):
+        raise DataError("'phrases' and 'pred_masks' must be lists", file=path, record=iid)
     if len(js["phrases"]) != len(js["pred_masks"]):
         raise DataError(f"{len(js['phrases'])} phrases but {len(js['pred_masks'])} masks", file=path, record=iid)
+    check_phrase_count(len(js["phrases"]), "prediction", file=path, record=iid, field="phrases")
+    for j, m in enumerate(js["pred_masks"]):
+        check_pred_rle(m, file=path, record=iid, field=f"pred_masks[{j}]")
     return PredImage(image_id=iid, caption=str(js["caption"]), phrases=[str(p) for p in js["phrases"]],
-                     masks=list(js["pred_masks"]))
+                     masks=list(js["pred_masks"]), source=str(path))
 
 
 def read_glamm_predictions(folder: str | Path, gts: Sequence[GTImage]) -> list[PredImage]:
@@ -149,7 +165,8 @@ def export_glamm(gt_records: Sequence[GCGRecord], pred_records: Sequence[GCGReco
         if any(len(p.masks) != 1 for p in rec.phrases):
             raise DataError("a prediction needs exactly one mask per phrase", record=rec.id)
         js = {"image_id": rec.id, "caption": rec.caption, "phrases": [p.text for p in rec.phrases],
-              "pred_masks": [rle_json(to_coco_rle(p.masks[0], rec.height, rec.width, where=f"{rec.id} pred {j}"))
+              "pred_masks": [rle_json(to_coco_rle(p.masks[0], rec.height, rec.width, record=rec.id,
+                                                  field=f"phrases[{j}].masks[0]"))
                              for j, p in enumerate(rec.phrases)]}
         (pred_dir / f"{rec.id}.json").write_text(json.dumps(js))
     return paths

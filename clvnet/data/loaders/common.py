@@ -42,26 +42,21 @@ def normalise_rle(obj: Any, height: int, width: int, *, file: Path, record: str,
     """Any COCO RLE (compressed str/bytes or uncompressed list counts) -> compressed JSON-safe RLE.
 
     Raises:
-        DataError: not an RLE, it does not decode, or its size differs from the image.
+        DataError: not a valid RLE (:func:`clvnet.data.rle.check_rle`), or its size differs from the image.
     """
-    if not isinstance(obj, dict) or "size" not in obj or "counts" not in obj:
-        raise DataError(f"not a COCO RLE (needs 'size' and 'counts'): {str(obj)[:80]}", file=file,
-                        record=record, field=field)
-    h, w = (int(v) for v in obj["size"])
+    try:
+        h, w = rle_utils.check_rle(obj)
+    except ValueError as exc:
+        raise DataError(f"not a valid COCO RLE: {exc}", file=file, record=record, field=field) from exc
     if (h, w) != (height, width):
         raise DataError(f"RLE size {h}x{w} differs from the image size {height}x{width}", file=file,
                         record=record, field=field)
     counts = obj["counts"]
     if isinstance(counts, bytes):
         counts = counts.decode("ascii")
-    try:
-        if isinstance(counts, str):
-            out = {"size": [h, w], "counts": counts}
-            rle_utils.decode(out)  # check it decodes
-            return out
-        return rle_utils.encode(rle_utils.decode({"size": [h, w], "counts": counts}))
-    except Exception as exc:
-        raise DataError(f"RLE does not decode: {exc}", file=file, record=record, field=field) from exc
+    if isinstance(counts, str):
+        return {"size": [h, w], "counts": counts}
+    return rle_utils.encode(rle_utils.decode({"size": [h, w], "counts": counts}))
 
 
 def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
