@@ -22,7 +22,7 @@ from clvnet.data.record import DataError, GCGRecord
 from clvnet.eval.inputs import (
     GTImage,
     PredImage,
-    check_phrase_count,
+    check_limits,
     check_pred_rle,
     check_unique,
     gt_from_records,
@@ -82,7 +82,8 @@ def read_glamm_gt(mask_path: str | Path, caption_path: str | Path) -> list[GTIma
         if len(segs) != len(labels):
             raise DataError(f"{len(labels)} labels but {len(segs)} masks", file=mask_path, record=iid)
         h, w = sizes[iid]
-        check_phrase_count(len(labels), "GT", file=caption_path, record=iid, field="labels")
+        check_limits(len(labels), [str(a.get("caption", "")) for a in anns], "GT", file=caption_path, record=iid,
+                     field="labels")
         out.append(GTImage(image_id=iid, height=h, width=w, captions=[str(a["caption"]) for a in anns],
                            phrases=labels,
                            masks=[to_coco_rle(s, h, w, file=mask_path, record=iid, field=f"annotations[{n}].segmentation")
@@ -107,7 +108,7 @@ def read_glamm_prediction(path: str | Path) -> PredImage:
         raise DataError("'phrases' and 'pred_masks' must be lists", file=path, record=iid)
     if len(js["phrases"]) != len(js["pred_masks"]):
         raise DataError(f"{len(js['phrases'])} phrases but {len(js['pred_masks'])} masks", file=path, record=iid)
-    check_phrase_count(len(js["phrases"]), "prediction", file=path, record=iid, field="phrases")
+    check_limits(len(js["phrases"]), [str(js["caption"])], "prediction", file=path, record=iid, field="phrases")
     for j, m in enumerate(js["pred_masks"]):
         check_pred_rle(m, file=path, record=iid, field=f"pred_masks[{j}]")
     return PredImage(image_id=iid, caption=str(js["caption"]), phrases=[str(p) for p in js["phrases"]],

@@ -11,8 +11,9 @@ on bad input live here:
 - every RLE, GT or predicted, is validated (:func:`clvnet.data.rle.check_rle`: decodable, runs covering
   exactly H x W) before pycocotools sees it, whose ``merge`` and ``iou`` would otherwise loop forever; the
   error names the file (when known), the image and the field;
-- a GT or prediction with more than :data:`clvnet.data.record.MAX_PHRASES` phrases raises (the matching
-  and AP work grow with the square of the phrase count).
+- a GT or prediction with more than :data:`clvnet.data.record.MAX_PHRASES` phrases, or a caption longer
+  than :data:`clvnet.data.record.MAX_CAPTION_CHARS`, raises (the matching and AP work grow with the
+  square of the phrase count).
 
 **Multi-instance GT phrases.** A GT phrase may carry several instance masks. Its GT mask is the
 *union* of its instances (the same target the model is trained on), and the phrase is
@@ -32,7 +33,7 @@ from typing import Any
 from pycocotools import mask as mask_utils
 
 from clvnet.data import rle as rle_utils
-from clvnet.data.record import MAX_PHRASES, DataError, GCGRecord
+from clvnet.data.record import MAX_CAPTION_CHARS, MAX_PHRASES, DataError, GCGRecord
 
 ImageId = str | int
 CocoRLE = dict[str, Any]  # {"size": [H, W], "counts": bytes}
@@ -122,11 +123,16 @@ def check_pred_rle(seg: Any, **where: Any) -> None:
         raise DataError(f"not a valid COCO RLE: {exc}", **where) from exc
 
 
-def check_phrase_count(n: int, what: str, **where: Any) -> None:
-    """Raise :class:`DataError` when an image has more phrases than the evaluator takes."""
-    if n > MAX_PHRASES:
-        raise DataError(f"{what} has {n} phrases; the evaluator takes at most {MAX_PHRASES} per image",
+def check_limits(n_phrases: int, captions: Sequence[str], what: str, **where: Any) -> None:
+    """Raise :class:`DataError` when an image has more phrases, or a longer caption, than the evaluator takes
+    (:data:`clvnet.data.record.MAX_PHRASES`, :data:`clvnet.data.record.MAX_CAPTION_CHARS`)."""
+    if n_phrases > MAX_PHRASES:
+        raise DataError(f"{what} has {n_phrases} phrases; the evaluator takes at most {MAX_PHRASES} per image",
                         **where)
+    longest = max((len(c) for c in captions), default=0)
+    if longest > MAX_CAPTION_CHARS:
+        raise DataError(f"{what} caption has {longest} characters; the evaluator takes at most "
+                        f"{MAX_CAPTION_CHARS}", **{**where, "field": "caption"})
 
 
 def _empty(height: int, width: int) -> CocoRLE:
@@ -162,7 +168,7 @@ def gt_from_records(records: Iterable[GCGRecord], file: str | Path | None = None
     out: list[GTImage] = []
     src = None if file is None else str(file)
     for rec in records:
-        check_phrase_count(len(rec.phrases), "GT", file=file, record=rec.id, field="phrases")
+        check_limits(len(rec.phrases), [rec.caption], "GT", file=file, record=rec.id, field="phrases")
         masks, n_inst = [], []
         for i, p in enumerate(rec.phrases):
             if not p.masks:
@@ -192,7 +198,7 @@ def pred_from_records(records: Iterable[GCGRecord], file: str | Path | None = No
     out: list[PredImage] = []
     src = None if file is None else str(file)
     for rec in records:
-        check_phrase_count(len(rec.phrases), "prediction", file=file, record=rec.id, field="phrases")
+        check_limits(len(rec.phrases), [rec.caption], "prediction", file=file, record=rec.id, field="phrases")
         n_masks = [len(p.masks) for p in rec.phrases]
         if any(n != 1 for n in n_masks):
             raise DataError(f"prediction has {len(rec.phrases)} phrases but mask counts per phrase {n_masks}; "
@@ -259,7 +265,7 @@ def align(gts: Sequence[GTImage], preds: Sequence[PredImage]) -> tuple[list[Pred
         if len(p.phrases) != len(p.masks):
             raise DataError(f"prediction has {len(p.phrases)} phrases but {len(p.masks)} masks",
                             file=p.source, record=g.image_id)
-        check_phrase_count(len(p.phrases), "prediction", file=p.source, record=g.image_id, field="phrases")
+        check_limits(len(p.phrases), [p.caption], "prediction", file=p.source, record=g.image_id, field="phrases")
         masks = [to_coco_rle(m, g.height, g.width, file=p.source, record=g.image_id, field=f"phrases[{j}].masks[0]")
                  for j, m in enumerate(p.masks)]
         aligned.append(PredImage(image_id=g.image_id, caption=p.caption, phrases=list(p.phrases), masks=masks,
