@@ -41,7 +41,7 @@ class DataError(ValueError):
             where.append(f"record {record}")
         if field is not None:
             where.append(f"field '{field}'")
-        self.file, self.record, self.field = file, record, field
+        self.file, self.record, self.field, self.reason = file, record, field, message
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
 
 
@@ -198,29 +198,50 @@ def validate(record: GCGRecord, *, file: str | Path | None = None, check_masks: 
 
 
 # --------------------------------------------------------------------------- JSONL
+def decode_line(raw: bytes, path: str | Path, lineno: int) -> str:
+    """One line of a text file as UTF-8; bytes that are not UTF-8 raise :class:`DataError` naming file and line."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"line {lineno} is not valid UTF-8 (byte {raw[exc.start:exc.start + 1]!r} at column "
+                        f"{exc.start + 1})", file=path, record=f"line {lineno}") from None
+
+
+def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of every line of a UTF-8 text file (see :func:`decode_line`)."""
+    with Path(path).open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            yield lineno, decode_line(raw, path, lineno)
+
+
+def utf8_error(exc: UnicodeDecodeError, path: str | Path) -> DataError:
+    """The :class:`DataError` for a whole file that is not UTF-8 (names the file and the byte offset)."""
+    return DataError(f"not valid UTF-8 (byte {exc.object[exc.start:exc.start + 1]!r} at offset {exc.start})",
+                     file=path)
+
+
 def iter_jsonl(path: str | Path, *, validate_records: bool = False) -> Iterator[GCGRecord]:
     """Stream records from a JSONL file; a bad line raises with the file and line number."""
     path = Path(path)
     if not path.is_file():
         raise DataError("file not found", file=path)
-    with path.open() as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"line {lineno} is not valid JSON (truncated?): {exc.msg}", file=path,
-                                record=f"line {lineno}") from exc
-            try:
-                rec = GCGRecord.from_dict(d)
-            except (KeyError, TypeError, ValueError, IndexError) as exc:
-                raise DataError(f"line {lineno} is not a GCG record: {exc!r}", file=path,
-                                record=d.get("id", f"line {lineno}") if isinstance(d, dict) else f"line {lineno}"
-                                ) from exc
-            if validate_records:
-                validate(rec, file=path)
-            yield rec
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"line {lineno} is not valid JSON (truncated?): {exc.msg}", file=path,
+                            record=f"line {lineno}") from exc
+        try:
+            rec = GCGRecord.from_dict(d)
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
+            raise DataError(f"line {lineno} is not a GCG record: {exc!r}", file=path,
+                            record=d.get("id", f"line {lineno}") if isinstance(d, dict) else f"line {lineno}"
+                            ) from exc
+        if validate_records:
+            validate(rec, file=path)
+        yield rec
 
 
 def read_jsonl(path: str | Path, *, validate_records: bool = False) -> list[GCGRecord]:

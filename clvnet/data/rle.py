@@ -127,24 +127,34 @@ def counts_from_string(counts: str | bytes) -> np.ndarray:
     Raises:
         ValueError: a character outside ``'0'``..``'o'``, or a string cut off inside a value.
     """
+    return np.asarray(_runs(counts), dtype=np.int64)
+
+
+def _runs(counts: str | bytes) -> list[int] | np.ndarray:
+    """:func:`counts_from_string` as a list (short strings) or an int64 array (long ones)."""
     raw = counts.encode("ascii", errors="replace") if isinstance(counts, str) else bytes(counts)
+    if len(raw) < _SHORT:
+        return _runs_py(raw)
     b = np.frombuffer(raw, dtype=np.uint8)
     bad = np.flatnonzero((b < 48) | (b > 111))
     if bad.size:
-        i = int(bad[0])
-        char = counts[i] if isinstance(counts, str) else chr(b[i])
-        raise ValueError(f"counts string has {char!r} at position {i}, outside the RLE alphabet '0'..'o'")
-    if b.size < _SHORT:
-        return np.asarray(_runs_py(raw), dtype=np.int64)
+        _bad_char(raw, int(bad[0]))
     return _runs_np(b.astype(np.int64) - 48)
+
+
+def _bad_char(raw: bytes, i: int) -> None:
+    char = chr(raw[i]) if raw[i] != 63 else "?"  # '?' also stands for a non-ASCII character
+    raise ValueError(f"counts string has {char!r} at position {i}, outside the RLE alphabet '0'..'o'")
 
 
 def _runs_py(raw: bytes) -> list[int]:
     """:func:`counts_from_string` for short strings (a plain loop beats numpy's per-call cost there)."""
     runs: list[int] = []
     x = k = 0
-    for ch in raw:
+    for i, ch in enumerate(raw):
         c = ch - 48
+        if not 0 <= c <= 63:
+            _bad_char(raw, i)
         x |= (c & 0x1F) << (5 * k)
         k += 1
         if not c & 0x20:
@@ -214,21 +224,21 @@ def check_rle(rle: Any) -> tuple[int, int]:
     """
     h, w = _size(rle)
     counts = rle["counts"]
+    runs: list[int] | np.ndarray
     if isinstance(counts, (str, bytes)):
-        runs = counts_from_string(counts)
+        runs = _runs(counts)
     elif isinstance(counts, list):
         if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in counts):
             raise ValueError("uncompressed RLE counts must be a list of integers")
-        runs = np.asarray(counts, dtype=object).astype(np.float64) if counts else np.zeros(0)
-        if runs.size and runs.max() > MAX_PIXELS:
-            raise ValueError(f"RLE run length {int(runs.max())} exceeds {MAX_PIXELS}")
-        runs = runs.astype(np.int64)
+        runs = [int(v) for v in counts]
+        if runs and max(runs) > MAX_PIXELS:
+            raise ValueError(f"RLE run length {max(runs)} exceeds {MAX_PIXELS}")
     else:
         raise ValueError(f"RLE counts must be a string or a list of integers, got {type(counts).__name__}")
-    if runs.size and int(runs.min()) < 0:
+    if len(runs) and int(min(runs)) < 0:
         i = int(np.argmin(runs))
         raise ValueError(f"RLE run {i} has negative length {int(runs[i])}")
-    total = int(runs.sum())
+    total = int(sum(runs)) if isinstance(runs, list) else int(runs.sum())
     if total != h * w:
         raise ValueError(f"RLE runs cover {total} pixels but the size {h}x{w} has {h * w}")
     return h, w

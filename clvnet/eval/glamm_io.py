@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from clvnet.data.ids import check_unique_ids, safe_id
-from clvnet.data.record import DataError, GCGRecord
+from clvnet.data.record import DataError, GCGRecord, utf8_error
 from clvnet.eval.inputs import (
     GTImage,
     PredImage,
@@ -39,9 +39,11 @@ def _load_json(path: Path) -> Any:
     if not path.is_file():
         raise DataError("file not found", file=path)
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise DataError(f"not valid JSON: {exc.msg} (line {exc.lineno})", file=path) from exc
+    except UnicodeDecodeError as exc:
+        raise utf8_error(exc, path) from None
 
 
 def read_glamm_gt(mask_path: str | Path, caption_path: str | Path) -> list[GTImage]:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clvnet.data.record import DataError
+from clvnet.data.record import DataError, iter_lines
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".jp2", ".bmp", ".webp", ".img", ".vrt")
@@ -123,7 +123,7 @@ def _batch_tasks(images: list[Path], boxes_path: Path | None, args: argparse.Nam
     by_name = {p.name: p for p in images}
     tasks: dict[Path, _Task] = {p: _Task(image=p) for p in images}
     extra: list[_Task] = []
-    for lineno, line in enumerate(boxes_path.read_text().splitlines(), 1):
+    for lineno, line in iter_lines(boxes_path):
         if not line.strip():
             continue
         try:

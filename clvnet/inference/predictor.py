@@ -100,9 +100,12 @@ def check_checkpoint(directory: str | Path) -> Path:
         import yaml
 
         try:
-            cfg = yaml.safe_load((path / "config.yaml").read_text()) or {}
+            cfg = yaml.safe_load((path / "config.yaml").read_bytes()) or {}
         except yaml.YAMLError as exc:
-            raise ValueError(f"--checkpoint {path}: config.yaml is not valid YAML: {exc}") from exc
+            raise ValueError(f"--checkpoint {path}: config.yaml is not valid YAML: {exc}") from None
+        if not isinstance(cfg, dict):
+            raise ValueError(f"--checkpoint {path}: config.yaml must be a mapping of model settings, "
+                             f"got a {type(cfg).__name__}: {str(cfg)[:60]!r}")
         if (cfg.get("trainable") or {}).get("llm") == "lora" and not (path / "adapter").is_dir():
             missing.append("adapter/ (the config trains the LLM with LoRA)")
     if missing:
@@ -150,13 +153,21 @@ class Predictor:
         Raises:
             FileNotFoundError: the folder or one of its required files is missing (all are named).
             PermissionError: the checkpoint needs remote code and ``trust_remote_code`` is False.
+            ValueError: config.yaml is not a YAML mapping, or a weights file is truncated or corrupt (named).
         """
+        from safetensors import SafetensorError
+
         from clvnet.models import from_pretrained
 
         path = check_checkpoint(directory)
         dev = resolve_device(device)
         try:
             model = from_pretrained(path, device=dev, trust_remote_code=trust_remote_code)
+        except SafetensorError as exc:  # a truncated or overwritten weights file
+            from clvnet.engine.checkpointing import check_weights
+
+            why = "; ".join(check_weights(path)) or str(exc)
+            raise ValueError(f"--checkpoint {path}: cannot load the model: {why}") from None
         except (OSError, KeyError) as exc:
             raise ValueError(f"--checkpoint {path}: cannot load the model: {exc}") from exc
         return cls(model, device=dev, **kwargs)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from clvnet.data import rle as rle_utils
-from clvnet.data.record import DataError
+from clvnet.data.record import DataError, utf8_error
 
 
 def read_json(path: Path) -> Any:
@@ -17,11 +17,13 @@ def read_json(path: Path) -> Any:
     if not path.is_file():
         raise DataError("file not found", file=path)
     try:
-        with path.open() as f:
+        with path.open(encoding="utf-8") as f:
             return json.load(f)
     except json.JSONDecodeError as exc:
         raise DataError(f"not valid JSON (truncated?): {exc.msg} at line {exc.lineno} column {exc.colno}",
                         file=path) from exc
+    except UnicodeDecodeError as exc:
+        raise utf8_error(exc, path) from None
 
 
 def resolve(rel: str | Path, *bases: Path | None) -> Path | None:

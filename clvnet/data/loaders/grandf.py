@@ -24,22 +24,23 @@ from pycocotools import mask as mask_utils
 
 from clvnet.data.images import image_size
 from clvnet.data.loaders.common import normalise_rle, read_json, resolve
-from clvnet.data.record import DataError, GCGRecord, Phrase, validate
+from clvnet.data.record import DataError, GCGRecord, Phrase, iter_lines, validate
 
 
 def _read_items(path: Path) -> list[dict[str, Any]]:
     """A JSON list / dict of objects, or JSONL; bad lines name the file and line."""
     if path.suffix == ".jsonl":
+        if not path.is_file():
+            raise DataError("file not found", file=path)
         items = []
-        with path.open() as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    items.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"line {lineno} is not valid JSON (truncated?): {exc.msg}", file=path,
-                                    record=f"line {lineno}") from exc
+        for lineno, line in iter_lines(path):
+            if not line.strip():
+                continue
+            try:
+                items.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"line {lineno} is not valid JSON (truncated?): {exc.msg}", file=path,
+                                record=f"line {lineno}") from exc
         return items
     data = read_json(path)
     if isinstance(data, dict):
