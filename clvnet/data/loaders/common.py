@@ -28,6 +28,8 @@ def read_json(path: Path) -> Any:
 
 def resolve(rel: str | Path, *bases: Path | None) -> Path | None:
     """First existing candidate among ``base/rel`` then ``base/basename(rel)`` for each base."""
+    if "\x00" in str(rel):  # no file has such a name (and the OS would refuse to look it up)
+        return None
     p = Path(rel)
     if p.is_absolute():
         return p if p.exists() else None
