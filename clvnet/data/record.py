@@ -45,6 +45,33 @@ class DataError(ValueError):
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
 
 
+class FieldError(ValueError):
+    """A record field is missing or has the wrong type (``field`` is its dotted name)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+_MISSING = object()
+
+
+def _get(d: Any, key: str, conv: Any, default: Any = _MISSING, prefix: str = "") -> Any:
+    """``conv(d[key])``, raising :class:`FieldError` naming ``prefix + key`` when it is missing or wrong."""
+    if not isinstance(d, dict):
+        raise FieldError(prefix.rstrip(".") or "<record>", f"expected a JSON object, got {type(d).__name__}")
+    if key not in d or (default is not _MISSING and d[key] is None):
+        if default is _MISSING:
+            raise FieldError(prefix + key, f"missing key '{prefix + key}'")
+        return default
+    try:
+        return conv(d[key])
+    except FieldError:
+        raise
+    except (TypeError, ValueError, OverflowError, IndexError, KeyError) as exc:
+        raise FieldError(prefix + key, f"bad value for '{prefix + key}': {str(d[key])[:60]!r} ({exc})") from None
+
+
 @dataclass
 class Phrase:
     """One grounded phrase: its text, its character span in the caption, and its instance masks."""
@@ -61,9 +88,20 @@ class Phrase:
         return {"text": self.text, "span": [int(self.span[0]), int(self.span[1])], "masks": self.masks}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Phrase:
-        span = d["span"]
-        return cls(text=str(d["text"]), span=(int(span[0]), int(span[1])), masks=list(d.get("masks", [])))
+    def from_dict(cls, d: dict[str, Any], prefix: str = "") -> Phrase:
+        """Inverse of :meth:`to_dict`; a missing or mistyped field raises :class:`FieldError` naming it."""
+        def span(v: Any) -> tuple[int, int]:
+            if not isinstance(v, (list, tuple)) or len(v) != 2:
+                raise ValueError("expected [start, end]")
+            return int(v[0]), int(v[1])
+
+        def masks(v: Any) -> list[Any]:
+            if not isinstance(v, list):
+                raise TypeError("expected a list of RLEs")
+            return list(v)
+
+        return cls(text=_get(d, "text", str, prefix=prefix), span=_get(d, "span", span, prefix=prefix),
+                   masks=_get(d, "masks", masks, [], prefix=prefix))
 
 
 @dataclass
@@ -92,12 +130,27 @@ class GCGRecord:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GCGRecord:
-        box = d.get("box")
+        """Inverse of :meth:`to_dict`; a missing or mistyped field raises :class:`FieldError` naming it."""
+        def box(v: Any) -> tuple[float, float, float, float]:
+            if not isinstance(v, (list, tuple)) or len(v) != 4:
+                raise ValueError("expected [x0, y0, x1, y1]")
+            return float(v[0]), float(v[1]), float(v[2]), float(v[3])
+
+        def phrases(v: Any) -> list[Phrase]:
+            if not isinstance(v, list):
+                raise TypeError("expected a list of phrases")
+            return [Phrase.from_dict(p, prefix=f"phrases[{i}].") for i, p in enumerate(v)]
+
+        def size(v: Any) -> int:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v):
+                raise ValueError("expected an integer")
+            return int(v)
+
         return cls(
-            id=str(d.get("id", "") or ""), image=str(d["image"]), height=int(d["height"]), width=int(d["width"]),
-            caption=str(d["caption"]), phrases=[Phrase.from_dict(p) for p in d.get("phrases", [])],
-            box=None if box is None else (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
-            meta=dict(d.get("meta") or {}),
+            id=_get(d, "id", lambda v: str(v or ""), ""), image=_get(d, "image", str),
+            height=_get(d, "height", size), width=_get(d, "width", size), caption=_get(d, "caption", str),
+            phrases=_get(d, "phrases", phrases, []), box=_get(d, "box", box, None),
+            meta=_get(d, "meta", lambda v: dict(v or {}), {}),
         )
 
     def tagged(self) -> str:
@@ -235,10 +288,10 @@ def iter_jsonl(path: str | Path, *, validate_records: bool = False) -> Iterator[
                             record=f"line {lineno}") from exc
         try:
             rec = GCGRecord.from_dict(d)
-        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
-            raise DataError(f"line {lineno} is not a GCG record: {exc!r}", file=path,
-                            record=d.get("id", f"line {lineno}") if isinstance(d, dict) else f"line {lineno}"
-                            ) from exc
+        except FieldError as exc:
+            rid = d.get("id") if isinstance(d, dict) and isinstance(d.get("id"), (str, int)) else None
+            raise DataError(f"line {lineno} is not a GCG record: {exc}", file=path,
+                            record=rid if rid not in (None, "") else f"line {lineno}", field=exc.field) from None
         if validate_records:
             validate(rec, file=path)
         yield rec

@@ -20,8 +20,8 @@ PolygonFill = Literal["contour", "coco"]
 
 def encode(mask: np.ndarray) -> RLE:
     """Binary (H, W) mask -> compressed RLE with ``counts`` as str."""
-    if mask.ndim != 2:
-        raise ValueError(f"mask must be 2-D (H, W), got shape {mask.shape}")
+    if mask.ndim != 2 or mask.size == 0:
+        raise ValueError(f"mask must be 2-D (H, W) and hold a pixel, got shape {mask.shape}")
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
     counts = rle["counts"]
     return {"size": [int(rle["size"][0]), int(rle["size"][1])],
@@ -207,6 +207,8 @@ def _size(rle: Any) -> tuple[int, int]:
             raise ValueError(f"RLE size must be two non-negative integers, got {str(size)[:40]}")
         out.append(int(v))
     h, w = out
+    if h == 0 or w == 0:
+        raise ValueError(f"RLE size {h}x{w} holds no pixel")
     if h * w > MAX_PIXELS:
         raise ValueError(f"RLE size {h}x{w} exceeds {MAX_PIXELS} pixels (32-bit run lengths)")
     return h, w
@@ -216,11 +218,12 @@ def check_rle(rle: Any) -> tuple[int, int]:
     """Check that ``rle`` is a well-formed COCO RLE whose runs cover its size exactly; return ``(H, W)``.
 
     Every RLE is checked before pycocotools sees it: pycocotools' ``merge`` and ``iou`` loop forever
-    when the run lengths do not add up to ``H * W``, and ``decode`` / ``area`` accept a short mask.
+    when the run lengths do not add up to ``H * W``, ``decode`` / ``area`` accept a short mask, and ``merge``
+    writes past its buffer when runs other than the first are empty (pycocotools never writes those).
 
     Raises:
-        ValueError: not an RLE, a bad size, counts of the wrong type, an undecodable counts string, a
-            negative run, or run lengths that do not sum to ``H * W`` (the message says which).
+        ValueError: not an RLE, a bad or empty size, counts of the wrong type, an undecodable counts string,
+            a negative run, an empty run after the first, or run lengths that do not sum to ``H * W``.
     """
     h, w = _size(rle)
     counts = rle["counts"]
@@ -238,6 +241,9 @@ def check_rle(rle: Any) -> tuple[int, int]:
     if len(runs) and int(min(runs)) < 0:
         i = int(np.argmin(runs))
         raise ValueError(f"RLE run {i} has negative length {int(runs[i])}")
+    if len(runs) > 1 and int(min(runs[1:])) == 0:  # pycocotools' merge overflows its buffer on these
+        i = 1 + int(np.argmin(runs[1:]))
+        raise ValueError(f"RLE run {i} has length 0 (only the first run, of background, may be empty)")
     total = int(sum(runs)) if isinstance(runs, list) else int(runs.sum())
     if total != h * w:
         raise ValueError(f"RLE runs cover {total} pixels but the size {h}x{w} has {h * w}")

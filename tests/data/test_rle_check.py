@@ -23,7 +23,7 @@ def test_valid_rles_pass_in_every_form() -> None:
     assert rle.check_rle({"size": r["size"], "counts": r["counts"].encode()}) == (6, 5)
     runs = [int(v) for v in rle.counts_from_string(r["counts"])]
     assert sum(runs) == 30 and rle.check_rle({"size": [6, 5], "counts": runs}) == (6, 5)
-    assert rle.check_rle({"size": [0, 7], "counts": ""}) == (0, 7)
+    assert rle.check_rle({"size": [2, 2], "counts": [0, 4]}) == (2, 2)  # only the first run may be empty
 
 
 @pytest.mark.parametrize(("bad", "message"), [
@@ -31,6 +31,9 @@ def test_valid_rles_pass_in_every_form() -> None:
     ({"size": [4, 4], "counts": rle_string([3, 10, 8])}, "runs cover 21 pixels"),
     ({"size": [4, 4], "counts": [0, 10]}, "runs cover 10 pixels"),
     ({"size": [4, 4], "counts": rle_string([20, -4])}, "run 1 has negative length -4"),
+    ({"size": [2, 2], "counts": [0, 0, 1, 1, 0, 2]}, r"run 1 has length 0 \(only the first run"),
+    ({"size": [2, 2], "counts": rle_string([1, 3, 0])}, "run 2 has length 0"),
+    ({"size": [0, 7], "counts": ""}, "holds no pixel"),
     ({"size": [4, 4], "counts": "garbage!!"}, r"'r' at position 2, outside the RLE alphabet"),
     ({"size": [4, 4], "counts": "0`"}, "ends inside a run length"),
     ({"size": [4, 4], "counts": "oooooooooo0"}, "run length of 11 characters"),

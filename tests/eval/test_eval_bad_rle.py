@@ -50,7 +50,8 @@ def test_malformed_gt_rle_is_an_error_not_a_hang(tmp_path: Path, counts: str, me
 def test_prediction_rle_past_the_mask_is_not_scored(tmp_path: Path, engine: str) -> None:
     gt, pred = _pair(tmp_path)
     runs = [int(v) for v in rle.counts_from_string(pred[1].phrases[0].masks[0]["counts"])]
-    pred[1].phrases[0].masks[0] = {"size": [H, W], "counts": rle_string([*runs, 0, 50])}  # 150 px in a 10x10 mask
+    runs[-1] += 50  # the last run goes 50 pixels past the end of the 10x10 mask
+    pred[1].phrases[0].masks[0] = {"size": [H, W], "counts": rle_string(runs)}
     rc, err = _eval(tmp_path, gt, pred, "--engine", engine)
     assert rc == 2
     assert "pred.jsonl" in err and "record img2" in err and "phrases[0].masks[0]" in err and "cover 150" in err, err
