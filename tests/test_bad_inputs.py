@@ -126,13 +126,15 @@ def test_record_cases(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_predict_boxes_cases(case: str, checkpoint: Path, tmp_path: Path,
                              capsys: pytest.CaptureFixture[str]) -> None:
     path = CORPUS / "boxes" / f"{case}.jsonl"
+    before = {p: p.stat().st_mtime for p in Path("/tmp").glob("clvnet-escaped*")}
     rc, err, seconds = _in_process(["predict", "--images", str(CORPUS / "boxes" / "scene.png"), "--boxes", str(path),
                                     "--checkpoint", str(checkpoint), "--out", str(tmp_path / "out"),
                                     "--device", "cpu"], capsys)
     field = [] if case == "invalid_utf8" else ["field 'id'"]
     _check(rc, err, seconds, [f"{case}.jsonl", "line 2", *field, BOXES[case]])
-    assert not (tmp_path / "out").exists() and not list(Path("/tmp").glob("clvnet-escaped*"))
-    assert not list(CORPUS.parent.rglob("escaped*"))
+    assert not (tmp_path / "out").exists()
+    assert {p: p.stat().st_mtime for p in Path("/tmp").glob("clvnet-escaped*")} == before  # nothing written there
+    assert not list(tmp_path.parent.glob("escaped*"))  # where '../../escaped' from tmp_path/out would land
 
 
 def test_config_cases(checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
