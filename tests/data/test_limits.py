@@ -69,9 +69,12 @@ def test_data_show_and_check_refuse_records_past_the_limits(tmp_path: Path, make
 
 
 def test_eval_refuses_too_many_phrases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    write_jsonl([_many_phrases(tmp_path)], tmp_path / "gt.jsonl")
-    write_jsonl([make_record(tmp_path, "a")], tmp_path / "pred.jsonl")
-    rc = main(["eval", "--gt", str(tmp_path / "gt.jsonl"), "--pred", str(tmp_path / "pred.jsonl"), "--no-java"])
-    assert rc == 2
-    err = capsys.readouterr().err
-    assert "gt.jsonl, record a, field 'phrases'" in err and f"at most {MAX_PHRASES} per image" in err, err
+    write_jsonl([_many_phrases(tmp_path)], tmp_path / "many.jsonl")
+    write_jsonl([make_record(tmp_path, "a")], tmp_path / "one.jsonl")
+    for gt, pred, where in (("many", "one", "many.jsonl, record a, field 'phrases'"),   # GT: validated records
+                            ("one", "many", "many.jsonl, record a, field 'phrases'")):  # predictions
+        rc = main(["eval", "--gt", str(tmp_path / f"{gt}.jsonl"), "--pred", str(tmp_path / f"{pred}.jsonl"),
+                   "--no-java"])
+        assert rc == 2
+        err = capsys.readouterr().err
+        assert where in err and f"{MAX_PHRASES + 1} phrases" in err and f"at most {MAX_PHRASES}" in err, err
