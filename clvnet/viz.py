@@ -186,6 +186,7 @@ def render_overlay(
     draw = ImageDraw.Draw(overlay)
     if box is not None:
         x0, y0, x1, y1 = (float(v) for v in box)
+        x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)  # a box under one pixel (a small box on a large scene) still shows
         bw = max(2, thick + 1)
         draw.rectangle([x0 - bw, y0 - bw, x1 + bw - 1, y1 + bw - 1], outline=(0, 0, 0), width=1)
         draw.rectangle([x0, y0, x1 - 1, y1 - 1], outline=BOX_COLOR, width=bw)

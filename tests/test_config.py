@@ -141,3 +141,30 @@ def test_init_false_fields_do_not_break_load_config() -> None:
         derived: int = field(default=0, init=False)
 
     assert load_config(WithDerived, overrides=["a=2"]).a == 2
+
+
+def test_yaml_syntax_errors_name_the_file_or_the_override(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("llm: {hidden_size: 5\nname: [\n")
+    with pytest.raises(ConfigError, match=rf"{re.escape(str(bad))}: not valid YAML: .* at line 2, column 5"):
+        load_config(ModelCfg, bad)
+    (tmp_path / "top.yaml").write_text("defaults:\n  - bad.yaml\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: not valid YAML"):
+        load_config(ModelCfg, tmp_path / "top.yaml")
+    with pytest.raises(ConfigError, match=r"override 'targets=\[q_proj,': the value is not valid YAML .*quote it"):
+        parse_overrides(["targets=[q_proj,"])
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"name: \xff\xfe\n")
+    with pytest.raises(ConfigError, match=r"bin\.yaml: not valid"):
+        load_config(ModelCfg, binary)
+
+
+def test_yaml_errors_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from clvnet.cli import main
+
+    bad = tmp_path / "exp.yaml"
+    bad.write_text("train: {max_steps: 5\noptim: [\n")
+    assert main(["train", "--config", str(bad)]) == 2
+    assert f"clvnet train: error: {bad}: not valid YAML" in capsys.readouterr().err
+    assert main(["train", "--config", "tiny_synthrs", "train.max_steps=[1,"]) == 2
+    assert "override 'train.max_steps=[1,': the value is not valid YAML" in capsys.readouterr().err

@@ -70,3 +70,10 @@ def test_caption_html_escapes_and_colours() -> None:
     r, g, b = phrase_colors(2)[1]
     assert f'data-phrase="1" style="color:rgb({r},{g},{b})' in out
     assert out.count("clv-phrase") == 2
+
+
+def test_render_overlay_draws_a_box_under_one_pixel() -> None:
+    """A small box on a large scene is under one pixel on the preview; Pillow refused the rectangle (x1 < x0)."""
+    img = np.zeros((40, 40, 3), np.uint8)
+    out = np.asarray(render_overlay(img, [], [], box=[10.2, 10.2, 10.5, 10.6]).convert("RGB"))
+    assert (out[:40, :40] != 0).any()  # the box is drawn on the black image

@@ -75,3 +75,39 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def rle_string(runs: list[int]) -> str:
+    """COCO's compressed counts string for ``runs`` (pycocotools' ``rleToString``), for any run lengths.
+
+    pycocotools only encodes masks, so this is how tests write RLEs whose runs do not cover the mask.
+    """
+    out = []
+    for i, run in enumerate(runs):
+        x = run - runs[i - 2] if i > 2 else run
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = x != -1 if c & 0x10 else x != 0
+            out.append(chr(48 + (c | 0x20 if more else c)))
+    return "".join(out)
+
+
+def run_cli(args: list[str], timeout: float = 60.0, cwd: Path | None = None) -> tuple[int, str, float]:
+    """Run ``python -m clvnet ARGS`` in a subprocess, for code that could hang (a hang inside a C extension
+    ignores Ctrl-C, so it cannot run in the test process). Returns ``(exit code, stderr, seconds)``; a run past
+    ``timeout`` is killed and fails the test."""
+    import subprocess
+    import sys
+    import time
+
+    import pytest
+
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "clvnet", *args], capture_output=True, text=True,
+                              timeout=timeout, cwd=cwd)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"clvnet {' '.join(args)} still ran after {timeout:.0f} s (hang?)")
+    return proc.returncode, proc.stderr, time.monotonic() - t0

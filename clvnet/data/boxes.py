@@ -25,8 +25,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
+from clvnet.data import rle as rle_utils
 from clvnet.data.record import DataError, GCGRecord, Phrase, validate
 
 log = logging.getLogger(__name__)
@@ -63,16 +63,12 @@ def record_rng(seed: int, key: str) -> np.random.Generator:
 
 
 def phrase_extent(p: Phrase) -> tuple[float, float, float, float] | None:
-    """Tight ``(x0, y0, x1, y1)`` box of all instance masks of a phrase, or None if all are empty."""
-    boxes = []
-    for m in p.masks:
-        counts = m["counts"]
-        coco = {"size": m["size"], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-        if isinstance(counts, list):
-            coco = mask_utils.frPyObjects(coco, *m["size"])
-        x, y, w, h = (float(v) for v in mask_utils.toBbox(coco))
-        if w > 0 and h > 0:
-            boxes.append((x, y, x + w, y + h))
+    """Tight ``(x0, y0, x1, y1)`` box of all instance masks of a phrase, or None if all are empty.
+
+    Raises:
+        ValueError: a malformed RLE (:func:`clvnet.data.rle.check_rle`).
+    """
+    boxes = [b for b in (rle_utils.rle_box(m) for m in p.masks) if b is not None]
     if not boxes:
         return None
     a = np.asarray(boxes)
@@ -138,11 +134,17 @@ def derive_box(rec: GCGRecord, cfg: BoxDerivationConfig, seed: int, index: int =
         caption. A record with no grounded phrase gets the whole image as its box.
 
     Raises:
-        DataError: the result does not validate (should not happen for valid input).
+        DataError: a malformed RLE in ``rec``, or the result does not validate (should not happen for valid
+            input).
     """
     rng = record_rng(seed, f"{rec.id}#{index}")
     new_id = rec.id if cfg.boxes_per_record == 1 else f"{rec.id}#b{index}"
-    extents = [phrase_extent(p) for p in rec.phrases]
+    extents = []
+    for i, p in enumerate(rec.phrases):
+        try:
+            extents.append(phrase_extent(p))
+        except ValueError as exc:
+            raise DataError(f"not a valid COCO RLE: {exc}", record=rec.id, field=f"phrases[{i}].masks") from exc
     objects = [i for i, e in enumerate(extents) if e is not None]
     meta: dict[str, Any] = {**rec.meta, "derived_box": {"seed": seed, "index": index}}
     if not objects:

@@ -76,7 +76,7 @@ def register(subparsers: Any) -> None:
     sh.add_argument("--root", type=Path, default=None, help="image root (default: the JSONL's folder)")
     sh.set_defaults(func=_show)
 
-    st = sub.add_parser("stats", help="dataset statistics of a JSONL (or a folder with records.jsonl)")
+    st = sub.add_parser("stats", help="dataset statistics of a JSONL (or a folder with records.jsonl); records are validated")
     st.add_argument("path", type=Path)
     st.set_defaults(func=_stats)
 
@@ -124,7 +124,7 @@ def _stats(args: argparse.Namespace) -> int:
         print(f"clvnet data stats: error: dataset statistics are not available in this build "
               f"(clvnet.data.stats: {exc})", file=sys.stderr)
         return 2
-    records = read_jsonl(_stats_input(args.path))
+    records = read_jsonl(_stats_input(args.path), validate_records=True)
     print(format_stats(dataset_stats(records)))
     return 0
 

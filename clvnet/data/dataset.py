@@ -42,7 +42,7 @@ from torch.utils.data import Dataset
 
 from clvnet.data import rle as rle_utils
 from clvnet.data.images import load_image
-from clvnet.data.record import DataError, GCGRecord, from_tagged, validate
+from clvnet.data.record import DataError, FieldError, GCGRecord, decode_line, from_tagged, validate
 from clvnet.data.views import ImageViews
 
 _HFLIP_PAIRS = {
@@ -196,13 +196,13 @@ class GCGDataset(Dataset[dict[str, Any]]):
                 f.seek(off)
                 line = f.readline()
             try:
-                rec = GCGRecord.from_dict(json.loads(line))
+                rec = GCGRecord.from_dict(json.loads(decode_line(line, self.path, lineno)))
             except json.JSONDecodeError as exc:
                 raise DataError(f"line {lineno} is not valid JSON (truncated?): {exc.msg}", file=self.path,
                                 record=f"line {lineno}") from exc
-            except (KeyError, TypeError, ValueError, IndexError) as exc:
-                raise DataError(f"line {lineno} is not a GCG record: {exc!r}", file=self.path,
-                                record=f"line {lineno}") from exc
+            except FieldError as exc:
+                raise DataError(f"line {lineno} is not a GCG record: {exc}", file=self.path,
+                                record=f"line {lineno}", field=exc.field) from None
             where = f"{self.path}:{lineno}"
         if self.cfg.validate:
             validate(rec, file=where)

@@ -22,6 +22,10 @@ from typing import Any
 from clvnet.data import rle as rle_utils
 
 P_OPEN, P_CLOSE, SEG = "<p>", "</p>", "[SEG]"
+# Limits of one record (design §7): far above any real GCG sample, low enough that showing, training on
+# or evaluating a record takes bounded time and memory (eval matching grows with the square of the phrases).
+MAX_CAPTION_CHARS = 20_000
+MAX_PHRASES = 256
 _TAG_RE = re.compile(r"<p>\s*(.*?)\s*</p>\s*\[SEG\]", re.DOTALL)
 
 
@@ -37,8 +41,35 @@ class DataError(ValueError):
             where.append(f"record {record}")
         if field is not None:
             where.append(f"field '{field}'")
-        self.file, self.record, self.field = file, record, field
+        self.file, self.record, self.field, self.reason = file, record, field, message
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
+
+
+class FieldError(ValueError):
+    """A record field is missing or has the wrong type (``field`` is its dotted name)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+_MISSING = object()
+
+
+def _get(d: Any, key: str, conv: Any, default: Any = _MISSING, prefix: str = "") -> Any:
+    """``conv(d[key])``, raising :class:`FieldError` naming ``prefix + key`` when it is missing or wrong."""
+    if not isinstance(d, dict):
+        raise FieldError(prefix.rstrip(".") or "<record>", f"expected a JSON object, got {type(d).__name__}")
+    if key not in d or (default is not _MISSING and d[key] is None):
+        if default is _MISSING:
+            raise FieldError(prefix + key, f"missing key '{prefix + key}'")
+        return default
+    try:
+        return conv(d[key])
+    except FieldError:
+        raise
+    except (TypeError, ValueError, OverflowError, IndexError, KeyError) as exc:
+        raise FieldError(prefix + key, f"bad value for '{prefix + key}': {str(d[key])[:60]!r} ({exc})") from None
 
 
 @dataclass
@@ -57,9 +88,20 @@ class Phrase:
         return {"text": self.text, "span": [int(self.span[0]), int(self.span[1])], "masks": self.masks}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Phrase:
-        span = d["span"]
-        return cls(text=str(d["text"]), span=(int(span[0]), int(span[1])), masks=list(d.get("masks", [])))
+    def from_dict(cls, d: dict[str, Any], prefix: str = "") -> Phrase:
+        """Inverse of :meth:`to_dict`; a missing or mistyped field raises :class:`FieldError` naming it."""
+        def span(v: Any) -> tuple[int, int]:
+            if not isinstance(v, (list, tuple)) or len(v) != 2:
+                raise ValueError("expected [start, end]")
+            return int(v[0]), int(v[1])
+
+        def masks(v: Any) -> list[Any]:
+            if not isinstance(v, list):
+                raise TypeError("expected a list of RLEs")
+            return list(v)
+
+        return cls(text=_get(d, "text", str, prefix=prefix), span=_get(d, "span", span, prefix=prefix),
+                   masks=_get(d, "masks", masks, [], prefix=prefix))
 
 
 @dataclass
@@ -88,12 +130,27 @@ class GCGRecord:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GCGRecord:
-        box = d.get("box")
+        """Inverse of :meth:`to_dict`; a missing or mistyped field raises :class:`FieldError` naming it."""
+        def box(v: Any) -> tuple[float, float, float, float]:
+            if not isinstance(v, (list, tuple)) or len(v) != 4:
+                raise ValueError("expected [x0, y0, x1, y1]")
+            return float(v[0]), float(v[1]), float(v[2]), float(v[3])
+
+        def phrases(v: Any) -> list[Phrase]:
+            if not isinstance(v, list):
+                raise TypeError("expected a list of phrases")
+            return [Phrase.from_dict(p, prefix=f"phrases[{i}].") for i, p in enumerate(v)]
+
+        def size(v: Any) -> int:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v):
+                raise ValueError("expected an integer")
+            return int(v)
+
         return cls(
-            id=str(d.get("id", "") or ""), image=str(d["image"]), height=int(d["height"]), width=int(d["width"]),
-            caption=str(d["caption"]), phrases=[Phrase.from_dict(p) for p in d.get("phrases", [])],
-            box=None if box is None else (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
-            meta=dict(d.get("meta") or {}),
+            id=_get(d, "id", lambda v: str(v or ""), ""), image=_get(d, "image", str),
+            height=_get(d, "height", size), width=_get(d, "width", size), caption=_get(d, "caption", str),
+            phrases=_get(d, "phrases", phrases, []), box=_get(d, "box", box, None),
+            meta=_get(d, "meta", lambda v: dict(v or {}), {}),
         )
 
     def tagged(self) -> str:
@@ -151,6 +208,12 @@ def strip_tags(text: str) -> str:
 def validate(record: GCGRecord, *, file: str | Path | None = None, check_masks: bool = True) -> None:
     """Check a record's invariants; raise :class:`DataError` naming file, record and field."""
     rid = record.id
+    if len(record.caption) > MAX_CAPTION_CHARS:
+        raise DataError(f"caption has {len(record.caption)} characters; a record holds at most {MAX_CAPTION_CHARS}",
+                        file=file, record=rid, field="caption")
+    if len(record.phrases) > MAX_PHRASES:
+        raise DataError(f"{len(record.phrases)} phrases; a record holds at most {MAX_PHRASES}", file=file,
+                        record=rid, field="phrases")
     if record.height <= 0 or record.width <= 0:
         raise DataError(f"image size must be positive, got {record.height}x{record.width}",
                         file=file, record=rid, field="height/width")
@@ -178,44 +241,60 @@ def validate(record: GCGRecord, *, file: str | Path | None = None, check_masks: 
         if check_masks:
             for k, m in enumerate(p.masks):
                 try:
-                    h, w = rle_utils.rle_size(m)
-                except (KeyError, TypeError, ValueError) as exc:
-                    raise DataError(f"not a COCO RLE: {exc}", file=file, record=rid,
+                    h, w = rle_utils.check_rle(m)
+                except ValueError as exc:
+                    raise DataError(f"not a valid COCO RLE: {exc}", file=file, record=rid,
                                     field=f"phrases[{i}].masks[{k}]") from exc
                 if (h, w) != (record.height, record.width):
                     raise DataError(f"RLE size {h}x{w} differs from the image size {record.height}x{record.width}",
                                     file=file, record=rid, field=f"phrases[{i}].masks[{k}]")
-                try:
-                    rle_utils.decode(m)
-                except Exception as exc:
-                    raise DataError(f"RLE does not decode: {exc}", file=file, record=rid,
-                                    field=f"phrases[{i}].masks[{k}]") from exc
 
 
 # --------------------------------------------------------------------------- JSONL
+def decode_line(raw: bytes, path: str | Path, lineno: int) -> str:
+    """One line of a text file as UTF-8; bytes that are not UTF-8 raise :class:`DataError` naming file and line."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"line {lineno} is not valid UTF-8 (byte {raw[exc.start:exc.start + 1]!r} at column "
+                        f"{exc.start + 1})", file=path, record=f"line {lineno}") from None
+
+
+def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of every line of a UTF-8 text file (see :func:`decode_line`)."""
+    with Path(path).open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            yield lineno, decode_line(raw, path, lineno)
+
+
+def utf8_error(exc: UnicodeDecodeError, path: str | Path) -> DataError:
+    """The :class:`DataError` for a whole file that is not UTF-8 (names the file and the byte offset)."""
+    return DataError(f"not valid UTF-8 (byte {exc.object[exc.start:exc.start + 1]!r} at offset {exc.start})",
+                     file=path)
+
+
 def iter_jsonl(path: str | Path, *, validate_records: bool = False) -> Iterator[GCGRecord]:
     """Stream records from a JSONL file; a bad line raises with the file and line number."""
     path = Path(path)
     if not path.is_file():
         raise DataError("file not found", file=path)
-    with path.open() as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"line {lineno} is not valid JSON (truncated?): {exc.msg}", file=path,
-                                record=f"line {lineno}") from exc
-            try:
-                rec = GCGRecord.from_dict(d)
-            except (KeyError, TypeError, ValueError, IndexError) as exc:
-                raise DataError(f"line {lineno} is not a GCG record: {exc!r}", file=path,
-                                record=d.get("id", f"line {lineno}") if isinstance(d, dict) else f"line {lineno}"
-                                ) from exc
-            if validate_records:
-                validate(rec, file=path)
-            yield rec
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"line {lineno} is not valid JSON (truncated?): {exc.msg}", file=path,
+                            record=f"line {lineno}") from exc
+        try:
+            rec = GCGRecord.from_dict(d)
+        except FieldError as exc:
+            rid = d.get("id") if isinstance(d, dict) and isinstance(d.get("id"), (str, int)) else None
+            raise DataError(f"line {lineno} is not a GCG record: {exc}", file=path,
+                            record=rid if rid not in (None, "") else f"line {lineno}", field=exc.field) from None
+        if validate_records:
+            validate(rec, file=path)
+        yield rec
 
 
 def read_jsonl(path: str | Path, *, validate_records: bool = False) -> list[GCGRecord]:

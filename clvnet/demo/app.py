@@ -24,12 +24,14 @@ import gradio as gr
 from gradio_image_annotation import image_annotator
 
 from clvnet.demo.service import (
+    MAX_PIXELS,
     BoxResult,
     DemoInputError,
     DemoService,
     LoadedImage,
     parse_boxes,
     parse_request,
+    scrub_paths,
 )
 
 log = logging.getLogger(__name__)
@@ -51,17 +53,28 @@ INTRO = """# CLV-Net: grounded captions for aerial images
 """
 
 
-def _user_error(exc: Exception) -> gr.Error:
-    """A readable page message for any failure; tracebacks stay in the server log."""
-    return gr.Error(html.escape(_message(exc)), title="Error", print_exception=False)
+def _user_error(exc: Exception, *, page: bool = True) -> gr.Error:
+    """A readable message for any failure; tracebacks stay in the server log.
+
+    Gradio renders an error's text as HTML in the page, so for the page (``page=True``) ``<``, ``>`` and ``&``
+    are escaped; API clients get the plain text (escaping it there showed ``&#x27;`` for every quote).
+    """
+    text = _message(exc)
+    return gr.Error(_html(text) if page else text, title="Error", print_exception=False)
+
+
+def _html(text: str) -> str:
+    """Plain text made safe for HTML body text (quotes need no escaping there)."""
+    return html.escape(text, quote=False)
 
 
 def _message(exc: Exception) -> str:
-    """The text shown for a failure: the user's mistake as is, anything else as a short model failure."""
+    """The plain text shown for a failure: the user's mistake as is, anything else as a short model failure;
+    never a server path (:func:`clvnet.demo.service.scrub_paths`)."""
     if isinstance(exc, DemoInputError):
-        return str(exc)
+        return scrub_paths(str(exc))
     log.error("demo request failed", exc_info=exc)
-    return f"The model failed on this request ({type(exc).__name__}: {exc})."
+    return scrub_paths(f"The model failed on this request ({type(exc).__name__}: {exc}).")
 
 
 def _timing_text(results: list[BoxResult]) -> str:
@@ -75,7 +88,7 @@ def _timing_text(results: list[BoxResult]) -> str:
 
 
 def build_app(predictor: Any, *, max_boxes: int = 4, workdir: str | Path | None = None,
-              title: str = "CLV-Net demo") -> gr.Blocks:
+              title: str = "CLV-Net demo", max_pixels: int = MAX_PIXELS) -> gr.Blocks:
     """Build the demo's Blocks app around a loaded predictor.
 
     Args:
@@ -83,11 +96,12 @@ def build_app(predictor: Any, *, max_boxes: int = 4, workdir: str | Path | None 
         max_boxes: most boxes per request (one result block each).
         workdir: where previews and downloads are written (a temporary folder when None).
         title: browser tab title.
+        max_pixels: largest image (height x width) accepted.
 
     Returns:
         The (not yet launched) ``gr.Blocks``; launch it with :func:`launch_app`.
     """
-    service = DemoService(predictor, workdir=workdir, max_boxes=max_boxes)
+    service = DemoService(predictor, workdir=workdir, max_boxes=max_boxes, max_pixels=max_pixels)
 
     with gr.Blocks(title=title, delete_cache=(3600, 3600)) as demo:
         demo.clvnet_service = service  # type: ignore[attr-defined]  # for tests and launch_app
@@ -139,7 +153,7 @@ def build_app(predictor: Any, *, max_boxes: int = 4, workdir: str | Path | None 
             try:
                 img = service.load(path)
             except Exception as exc:
-                yield None, None, f"**Error:** {html.escape(_message(exc))}"
+                yield None, None, f"**Error:** {_html(_message(exc))}"
                 raise _user_error(exc) from None
             note = f"**{img.name}**: {img.width}x{img.height} px"
             if img.scale > 1.0:
@@ -167,10 +181,10 @@ def build_app(predictor: Any, *, max_boxes: int = 4, workdir: str | Path | None 
                     raise DemoInputError("No image: upload an image or pick an example first.")
                 img = LoadedImage.from_dict(state)
                 drawn = annotation.get("boxes") or []
-                boxes = service.boxes_from_preview(img, parse_boxes(drawn))
+                boxes = service.boxes_from_preview(img, parse_boxes(drawn, service.max_boxes))
                 swatches = [_swatch(b.get("color")) for b in drawn]
             except Exception as exc:
-                yield {status: f"**Error:** {html.escape(_message(exc))}", **hide_all()}
+                yield {status: f"**Error:** {_html(_message(exc))}", **hide_all()}
                 raise _user_error(exc) from None
             yield {status: f"Running on {len(boxes)} box{'es' if len(boxes) > 1 else ''}…", **hide_all()}
             results: list[BoxResult] = []
@@ -186,7 +200,7 @@ def build_app(predictor: Any, *, max_boxes: int = 4, workdir: str | Path | None 
                         results.append(ev.result)
                         yield show_result(ev.result, swatches[ev.index])
             except Exception as exc:
-                yield {status: f"**Error:** {html.escape(_message(exc))}"}
+                yield {status: f"**Error:** {_html(_message(exc))}"}
                 raise _user_error(exc) from None
             yield {status: _timing_text(results)}
 
@@ -208,10 +222,10 @@ def build_app(predictor: Any, *, max_boxes: int = 4, workdir: str | Path | None 
                 if not image:
                     raise DemoInputError("No image given.")
                 img = service.load(image)
-                boxes, crs = parse_request(boxes_json)
+                boxes, crs = parse_request(boxes_json, service.max_boxes)
                 results = service.run(img, boxes, query, box_crs=crs)
             except Exception as exc:
-                raise _user_error(exc) from None
+                raise _user_error(exc, page=False) from None
             records = [{**r.record, "colors": [list(c) for c in r.colors], "box": list(r.box),
                         "timings": r.timings} for r in results]
             return records, [r.overlay_path for r in results]

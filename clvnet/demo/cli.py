@@ -31,6 +31,8 @@ def register(subparsers: Any) -> None:
                    help="create a public gradio.live link (default false)")
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest accepted upload in MB (default 50)")
     p.add_argument("--max-boxes", type=int, default=4, help="most boxes per request (default 4)")
+    p.add_argument("--max-megapixels", type=float, default=100.0,
+                   help="largest image accepted, in megapixels (default 100, i.e. 10,000 x 10,000)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="let Python code shipped in the checkpoint's model folders run (off by default)")
@@ -47,12 +49,14 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-boxes must be >= 1, got {args.max_boxes}")
     if args.max_upload_mb <= 0:
         raise ValueError(f"--max-upload-mb must be > 0, got {args.max_upload_mb}")
+    if args.max_megapixels <= 0:
+        raise ValueError(f"--max-megapixels must be > 0, got {args.max_megapixels}")
     from clvnet.demo import build_app, launch_app
     from clvnet.inference.predictor import Predictor
 
     predictor = Predictor.from_pretrained(args.checkpoint, device=args.device,
                                           trust_remote_code=args.trust_remote_code)
-    demo = build_app(predictor, max_boxes=args.max_boxes)
+    demo = build_app(predictor, max_boxes=args.max_boxes, max_pixels=int(args.max_megapixels * 1e6))
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("binding to %s: the demo is reachable from other machines", args.host)
     launch_app(demo, host=args.host, port=args.port, share=args.share, max_upload_mb=args.max_upload_mb)

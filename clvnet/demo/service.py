@@ -5,6 +5,10 @@ The web app (:mod:`clvnet.demo.app`) is a thin layer over :class:`DemoService`, 
 done by :class:`clvnet.inference.predictor.Predictor`; colours and overlays come from :mod:`clvnet.viz`.
 
 User mistakes raise :class:`DemoInputError` with a message meant for the page (no traceback).
+
+Every request is bounded before the model sees it: at most ``max_boxes`` boxes, ``max_pixels`` image pixels,
+and a question that fits the model's context (:meth:`DemoService.check_query`, in the model's own tokens).
+Messages never show server paths (:func:`scrub_paths`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import atexit
 import json
 import math
+import re
 import shutil
 import tempfile
 import time
@@ -27,6 +32,15 @@ from PIL import Image
 Box = tuple[float, float, float, float]
 PREVIEW_MAX = 1024  # longest side of the picture shown in the box annotator
 RESULT_TTL_S = 3600.0  # request folders older than this are deleted
+MAX_PIXELS = 100_000_000  # default largest image per request (10,000 x 10,000)
+MAX_QUERY_CHARS = 4000  # question cap when the predictor cannot count tokens
+CHARS_PER_TOKEN_CAP = 32  # a question longer than this many characters per allowed token is refused untokenised
+_ABS_PATH = re.compile(r"(?<![\w:./~-])/(?:[^\s'\"/:;,()<>]+/)+([^\s'\"/:;,()<>]+)")
+
+
+def scrub_paths(text: str) -> str:
+    """``text`` with every absolute path replaced by its last component (server paths stay private)."""
+    return _ABS_PATH.sub(r"\1", text)
 
 
 class DemoInputError(ValueError):
@@ -99,11 +113,12 @@ class StreamEvent:
     result: BoxResult | None = None
 
 
-def parse_boxes(boxes: Any) -> list[Box]:
+def parse_boxes(boxes: Any, max_boxes: int | None = None) -> list[Box]:
     """Boxes from the annotator (dicts with xmin/ymin/xmax/ymax), ``[x0, y0, x1, y1]`` lists, or JSON of either.
 
     Args:
         boxes: a list, or a JSON string holding a list (``""``/None = no box).
+        max_boxes: most boxes accepted (checked before any box is converted); None = no cap here.
 
     Returns:
         The boxes as float tuples, in the order given.
@@ -122,6 +137,8 @@ def parse_boxes(boxes: Any) -> list[Box]:
             boxes = [boxes]
     if not isinstance(boxes, list):
         raise DemoInputError(f"boxes: expected a list of boxes, got {type(boxes).__name__}")
+    if max_boxes is not None and len(boxes) > max_boxes:
+        raise DemoInputError(_too_many(len(boxes), max_boxes))
     out: list[Box] = []
     for i, b in enumerate(boxes):
         try:
@@ -141,7 +158,12 @@ def parse_boxes(boxes: Any) -> list[Box]:
     return out
 
 
-def parse_request(boxes_json: Any) -> tuple[list[Box], str | None]:
+def _too_many(n: int, max_boxes: int) -> str:
+    return (f"{n} boxes drawn, but this demo runs at most {max_boxes} per request; "
+            "remove some (select a box and press Delete).")
+
+
+def parse_request(boxes_json: Any, max_boxes: int | None = None) -> tuple[list[Box], str | None]:
     """The API's ``boxes_json``: a list of boxes (pixels), or ``{"boxes": [...], "crs": "EPSG:4326"}``.
 
     Returns:
@@ -162,8 +184,8 @@ def parse_request(boxes_json: Any) -> tuple[list[Box], str | None]:
             crs = obj.get("crs")
             if crs is not None and (not isinstance(crs, str) or not crs.strip()):
                 raise DemoInputError(f"boxes: 'crs' must be a CRS string such as 'EPSG:4326', got {crs!r}")
-            return parse_boxes(obj["boxes"]), (crs.strip() if crs else None)
-    return parse_boxes(boxes_json), None
+            return parse_boxes(obj["boxes"], max_boxes), (crs.strip() if crs else None)
+    return parse_boxes(boxes_json, max_boxes), None
 
 
 def check_boxes(boxes: Sequence[Box], width: float, height: float, max_boxes: int,
@@ -183,8 +205,7 @@ def check_boxes(boxes: Sequence[Box], width: float, height: float, max_boxes: in
     if not boxes:
         raise DemoInputError("No box drawn: drag a rectangle on the image around the region to describe.")
     if len(boxes) > max_boxes:
-        raise DemoInputError(f"{len(boxes)} boxes drawn, but this demo runs at most {max_boxes} per request; "
-                             "remove some (select a box and press Delete).")
+        raise DemoInputError(_too_many(len(boxes), max_boxes))
     out = []
     for i, (x0, y0, x1, y1) in enumerate(boxes):
         if x1 <= x0 or y1 <= y0:
@@ -204,13 +225,18 @@ class DemoService:
         predictor: a loaded ``Predictor`` (``predict(image, boxes, query=None, stream=False)``).
         workdir: folder for previews and downloads; a fresh temporary folder when None.
         max_boxes: most boxes per request.
+        max_pixels: most pixels (height x width) of an image.
     """
 
-    def __init__(self, predictor: Any, workdir: str | Path | None = None, max_boxes: int = 4) -> None:
+    def __init__(self, predictor: Any, workdir: str | Path | None = None, max_boxes: int = 4,
+                 max_pixels: int = MAX_PIXELS) -> None:
         if max_boxes < 1:
             raise ValueError(f"max_boxes must be >= 1, got {max_boxes}")
+        if max_pixels < 1:
+            raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
         self.predictor = predictor
         self.max_boxes = max_boxes
+        self.max_pixels = max_pixels
         if workdir is None:
             workdir = tempfile.mkdtemp(prefix="clvnet-demo-")
             atexit.register(shutil.rmtree, workdir, True)
@@ -239,10 +265,16 @@ class DemoService:
         path = Path(path)
         try:
             with self._open(path) as raster:
-                rgb = raster.preview().rgb
                 height, width, geo = raster.height, raster.width, raster.is_georeferenced
+                if height * width > self.max_pixels:  # checked on the header, before any pixel is read
+                    raise DemoInputError(
+                        f"{path.name} is {width}x{height} = {height * width / 1e6:,.0f} megapixels; this demo "
+                        f"takes images of at most {self.max_pixels / 1e6:,.0f} megapixels.")
+                rgb = raster.preview().rgb
+        except DemoInputError:
+            raise
         except (DataError, ValueError, OSError) as exc:
-            raise DemoInputError(f"Cannot read {path.name} as an image: {exc}") from None
+            raise DemoInputError(f"Cannot read {path.name} as an image: {scrub_paths(str(exc))}") from None
         preview = Image.fromarray(rgb)
         if max(preview.size) > PREVIEW_MAX:
             f = PREVIEW_MAX / max(preview.size)
@@ -272,9 +304,39 @@ class DemoService:
         return check_boxes(full, image.width, image.height, self.max_boxes)
 
     # -- running --------------------------------------------------------------------------------------
+    def check_query(self, query: str | None) -> str | None:
+        """The cleaned question, if it fits the model's context (counted in the model's own tokens).
+
+        Raises:
+            DemoInputError: the question is too long; the message gives the limit.
+        """
+        query = _clean_query(query)
+        if query is None:
+            return None
+        limit = getattr(self.predictor, "max_query_tokens", lambda: None)()
+        if limit is None:  # a predictor that cannot count tokens: a plain character cap
+            if len(query) > MAX_QUERY_CHARS:
+                raise DemoInputError(f"Question too long: {len(query):,} characters; at most {MAX_QUERY_CHARS:,}.")
+            return query
+        too_long = f"Question too long: {{}}; this model reads at most {limit:,} tokens of question. Shorten it."
+        if len(query) > CHARS_PER_TOKEN_CAP * max(limit, 1):  # surely too long: not worth tokenising
+            raise DemoInputError(too_long.format(f"{len(query):,} characters"))
+        n = int(self.predictor.query_tokens(query))
+        if n > limit:
+            raise DemoInputError(too_long.format(f"{n:,} tokens"))
+        return query
+
     def _ids(self, image: LoadedImage, n: int) -> list[str]:
-        """Prediction ids (and download file stems): ``<image stem>_box<k>``, k from 1 as on the page."""
-        return [f"{Path(image.name).stem}_box{k + 1}" for k in range(n)]
+        """Prediction ids (and download file stems): ``<image stem>_box<k>``, k from 1 as on the page.
+
+        An upload whose stem is not a plain file name (:func:`clvnet.data.ids.id_problem`) is called ``image``.
+        """
+        from clvnet.data.ids import MAX_ID_BYTES, id_problem
+
+        stem = Path(image.name).stem
+        if id_problem(stem) is not None or len(stem.encode("utf-8", errors="surrogatepass")) > MAX_ID_BYTES - 16:
+            stem = "image"
+        return [f"{stem}_box{k + 1}" for k in range(n)]
 
     def run(self, image: LoadedImage, boxes: Sequence[Box], query: str | None = None,
             box_crs: str | None = None) -> list[BoxResult]:
@@ -287,8 +349,10 @@ class DemoService:
             box_crs: CRS of map-coordinate boxes (e.g. ``EPSG:4326``; georeferenced images only), None = pixels.
 
         Raises:
-            DemoInputError: bad boxes (including map boxes off the image) or a non-georeferenced image.
+            DemoInputError: bad boxes (including map boxes off the image), a question too long for the model,
+                or map boxes on a non-georeferenced image.
         """
+        query = self.check_query(query)
         if box_crs is None:
             boxes = check_boxes(boxes, image.width, image.height, self.max_boxes)
         else:
@@ -297,10 +361,11 @@ class DemoService:
                                      f"{image.name} has no CRS. Give the boxes in pixels.")
             boxes = check_boxes(boxes, math.inf, math.inf, self.max_boxes, allow_negative=True)
         try:
-            preds = self.predictor.predict(image.path, [list(b) for b in boxes], query=_clean_query(query),
+            preds = self.predictor.predict(image.path, [list(b) for b in boxes], query=query,
                                            ids=self._ids(image, len(boxes)), box_crs=box_crs)
         except ValueError as exc:  # the Predictor's input errors (box off the image, unknown CRS ...)
-            raise DemoInputError(str(exc).replace("--box-crs", "crs").replace("--box", "box")) from None
+            text = str(exc).replace("--box-crs", "crs").replace("--box", "box").replace("--query", "the question")
+            raise DemoInputError(scrub_paths(text)) from None
         if len(preds) != len(boxes):
             raise RuntimeError(f"predictor returned {len(preds)} predictions for {len(boxes)} boxes")
         out_dir = self._request_dir()
@@ -311,10 +376,11 @@ class DemoService:
 
         The predictor's stream gives text pieces, then that box's prediction, box after box.
         """
+        query = self.check_query(query)
         boxes = check_boxes(boxes, image.width, image.height, self.max_boxes)
         out_dir = self._request_dir()
         i, text = 0, ""
-        for item in self.predictor.predict(image.path, [list(b) for b in boxes], query=_clean_query(query),
+        for item in self.predictor.predict(image.path, [list(b) for b in boxes], query=query,
                                            stream=True, ids=self._ids(image, len(boxes))):
             if i >= len(boxes):
                 raise RuntimeError(f"predictor streamed more than {len(boxes)} predictions")

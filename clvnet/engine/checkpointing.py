@@ -99,24 +99,90 @@ def list_checkpoints(root: str | Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
-def find_latest(output_dir: str | Path) -> Path | None:
-    """The most advanced resumable checkpoint of a run: ``checkpoints/checkpoint-N`` or ``checkpoint``."""
-    output_dir = Path(output_dir)
-    cands = [(s, p) for s, p in list_checkpoints(output_dir / "checkpoints")]
+def _candidates(output_dir: Path) -> list[tuple[int, Path]]:
+    """``(step, folder)`` of the run's checkpoints, newest first; a final checkpoint whose state cannot be
+    read sorts first so that :func:`find_resumable` reports it."""
+    cands = list_checkpoints(output_dir / "checkpoints")
     final = output_dir / "checkpoint"
     if (final / STATE_FILE).is_file():
-        cands.append((int(read_state(final)["step"]), final))
-    if not cands:
-        return None
-    return max(cands, key=lambda sp: sp[0])[1]
+        try:
+            step = int(read_state(final)["step"])
+        except (ValueError, KeyError, TypeError):
+            step = 2**62
+        cands.append((step, final))
+    return sorted(cands, key=lambda sp: sp[0], reverse=True)
+
+
+def find_latest(output_dir: str | Path) -> Path | None:
+    """The most advanced resumable checkpoint of a run: ``checkpoints/checkpoint-N`` or ``checkpoint``."""
+    cands = _candidates(Path(output_dir))
+    return cands[0][1] if cands else None
+
+
+def find_resumable(output_dir: str | Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest checkpoint of a run that passes :func:`check_checkpoint`, and the newer ones that did not.
+
+    Returns:
+        ``(folder or None, [(skipped folder, why), ...])``; ``None`` when the run has no usable checkpoint.
+    """
+    skipped: list[tuple[Path, str]] = []
+    for _, folder in _candidates(Path(output_dir)):
+        problems = check_checkpoint(folder)
+        if not problems:
+            return folder, skipped
+        skipped.append((folder, "; ".join(problems)))
+    return None, skipped
 
 
 def read_state(ckpt: str | Path) -> dict[str, Any]:
-    """The ``trainer_state.json`` of a checkpoint (raises naming the folder if it is not one)."""
+    """The ``trainer_state.json`` of a checkpoint (raises naming the folder if it is not one or is corrupt)."""
     path = Path(ckpt) / STATE_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{ckpt} is not a training checkpoint (no {STATE_FILE})")
-    return dict(json.loads(path.read_text()))
+    try:
+        state = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is corrupt (not valid JSON: {exc})") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is corrupt (not a JSON object)")
+    return state
+
+
+def check_weights(folder: str | Path) -> list[str]:
+    """Problems with the safetensors files in ``folder`` and its sub-folders (empty when all are readable).
+
+    Only the headers are read: a truncated or overwritten file fails here, before any loading starts.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    problems = []
+    for f in sorted(Path(folder).rglob("*.safetensors")):
+        try:
+            with safe_open(str(f), framework="pt"):
+                pass
+        except (SafetensorError, OSError) as exc:
+            problems.append(f"{f.relative_to(folder)} is truncated or corrupt ({exc})")
+    return problems
+
+
+def check_checkpoint(folder: str | Path) -> list[str]:
+    """Problems that would stop a resume from ``folder`` (empty when none): unreadable trainer state, JSON
+    side files or weights, or a missing model config / weights file."""
+    folder = Path(folder)
+    problems = []
+    try:
+        read_state(folder)
+    except (OSError, ValueError) as exc:
+        problems.append(str(exc))
+    for name in ("optimizer.json", "rng.json"):
+        path = folder / name
+        if path.is_file():
+            try:
+                json.loads(path.read_bytes())
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                problems.append(f"{name} is corrupt (not valid JSON: {exc})")
+    problems += [f"{name} is missing" for name in ("config.yaml", "model.safetensors") if not (folder / name).is_file()]
+    return problems + check_weights(folder)
 
 
 def write_atomic_dir(final: Path, fill: Callable[[Path], None]) -> Path:

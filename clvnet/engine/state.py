@@ -97,13 +97,18 @@ def build_or_resume_model(model_cfg: Any, captions: list[str], resume_dir: Path 
         resume_dir: checkpoint folder or ``None``.
 
     Raises:
-        ValueError: the checkpoint's model config differs (the message lists the keys), or its
-            weights do not match the model (the model's strict loader names them).
+        ValueError: the checkpoint's model config differs (the message lists the keys), its weights do
+            not match the model (the model's strict loader names them), or a weights file is unreadable.
     """
     from clvnet.models import build_model, from_pretrained
 
     if resume_dir is None:
         return build_model(model_cfg, captions)
     check_model_config(model_cfg, resume_dir)
-    # the run's own config (equal to the checkpoint's, checked above) is the user's consent to remote code
-    return from_pretrained(resume_dir, device="cpu", trust_remote_code=model_cfg.llm.trust_remote_code)
+    from safetensors import SafetensorError
+
+    try:
+        # the run's own config (equal to the checkpoint's, checked above) is the user's consent to remote code
+        return from_pretrained(resume_dir, device="cpu", trust_remote_code=model_cfg.llm.trust_remote_code)
+    except SafetensorError as exc:  # damaged after Trainer's check_checkpoint, or a file it does not list
+        raise ValueError(f"checkpoint {resume_dir}: cannot read its weights ({exc})") from None

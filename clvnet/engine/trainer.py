@@ -85,7 +85,11 @@ class Trainer:
         from clvnet.data.dataset import GCGDataset
         from clvnet.data.record import read_jsonl
 
-        captions = [r.caption for r in read_jsonl(cfg.data.train)]
+        # every record is checked up front (spans, limits, RLEs), so bad data fails now, not hours into the run
+        check = cfg.data.dataset.validate
+        captions = [r.caption for r in read_jsonl(cfg.data.train, validate_records=check)]
+        if cfg.data.val:
+            read_jsonl(cfg.data.val, validate_records=check)
         model = build_or_resume_model(cfg.model, captions, self.resume_dir)
         assert model.processor is not None            # a model with a tokenizer always has one
         views = model.processor.views                 # the model's input sizes, saved with its checkpoints
@@ -150,12 +154,22 @@ class Trainer:
         if resume is None:
             return None
         if resume == "auto":
-            found = ckpt.find_latest(self.out)
+            found, skipped = ckpt.find_resumable(self.out)
+            for folder, why in skipped:
+                log.warning("--resume auto: skipping %s: %s", folder, why)
+            if found is None and skipped:
+                raise ValueError(f"--resume auto: no usable checkpoint in {self.out}; every one is damaged: "
+                                 + " | ".join(f"{f}: {why}" for f, why in skipped))
             if found is None:
                 log.info("--resume auto: no checkpoint in %s, starting fresh", self.out)
+            elif skipped:
+                log.warning("--resume auto: resuming from %s, the newest checkpoint that is intact", found)
             return found
         path = Path(resume)
         ckpt.read_state(path)  # raises naming the folder if it is not a checkpoint
+        problems = ckpt.check_checkpoint(path)
+        if problems:
+            raise ValueError(f"--resume {path}: the checkpoint is damaged: {'; '.join(problems)}")
         return path
 
     def _load_state(self, folder: Path) -> None:

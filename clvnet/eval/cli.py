@@ -53,11 +53,11 @@ def load_inputs(gt: Path, gt_captions: Path | None, pred: Path) -> tuple[list[An
     elif gt.suffix == ".json":
         raise ValueError(f"--gt {gt} looks like GLaMM's COCO mask GT; pass its caption file with --gt-captions")
     else:
-        gts = gt_from_records(read_jsonl(gt))
+        gts = gt_from_records(read_jsonl(gt, validate_records=True), file=gt)
     if pred.is_dir():
         preds = read_glamm_predictions(pred, gts)
     else:
-        preds = pred_from_records(read_jsonl(pred))
+        preds = pred_from_records(read_jsonl(pred), file=pred)
     return gts, preds
 
 

@@ -17,8 +17,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from clvnet.data.record import DataError, GCGRecord
-from clvnet.eval.inputs import GTImage, PredImage, check_unique, gt_from_records, rle_json, to_coco_rle
+from clvnet.data.ids import check_unique_ids, safe_id
+from clvnet.data.record import DataError, GCGRecord, utf8_error
+from clvnet.eval.inputs import (
+    GTImage,
+    PredImage,
+    check_limits,
+    check_pred_rle,
+    check_unique,
+    gt_from_records,
+    rle_json,
+    to_coco_rle,
+)
 
 MASK_GT_NAME = "gcg_coco_mask_gt.json"
 CAPTION_GT_NAME = "gcg_coco_caption_gt.json"
@@ -29,9 +39,11 @@ def _load_json(path: Path) -> Any:
     if not path.is_file():
         raise DataError("file not found", file=path)
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise DataError(f"not valid JSON: {exc.msg} (line {exc.lineno})", file=path) from exc
+    except UnicodeDecodeError as exc:
+        raise utf8_error(exc, path) from None
 
 
 def read_glamm_gt(mask_path: str | Path, caption_path: str | Path) -> list[GTImage]:
@@ -46,7 +58,7 @@ def read_glamm_gt(mask_path: str | Path, caption_path: str | Path) -> list[GTIma
         if im["id"] in sizes:
             raise DataError(f"duplicate image id {im['id']!r}", file=mask_path, record=im["id"])
         sizes[im["id"]] = (int(im["height"]), int(im["width"]))
-    seg_by_img: dict[Any, list[tuple[Any, int]]] = {k: [] for k in sizes}
+    seg_by_img: dict[Any, list[tuple[Any, int, int]]] = {k: [] for k in sizes}
     for n, ann in enumerate(masks_js["annotations"]):
         iid = ann.get("image_id")
         if iid not in sizes:
@@ -54,7 +66,7 @@ def read_glamm_gt(mask_path: str | Path, caption_path: str | Path) -> list[GTIma
         if ann.get("category_id", 1) != 1 or ann.get("iscrowd", 0):
             raise DataError(f"annotation {n}: GCG GT masks must have category_id 1 and iscrowd 0, got "
                             f"{ann.get('category_id')} / {ann.get('iscrowd')}", file=mask_path, record=iid)
-        seg_by_img[iid].append((ann.get("segmentation"), int(ann.get("num_instances", 1))))
+        seg_by_img[iid].append((ann.get("segmentation"), int(ann.get("num_instances", 1)), n))
     caps_by_img: dict[Any, list[dict[str, Any]]] = {}
     for ann in caps_js["annotations"]:
         caps_by_img.setdefault(ann.get("image_id"), []).append(ann)
@@ -72,10 +84,13 @@ def read_glamm_gt(mask_path: str | Path, caption_path: str | Path) -> list[GTIma
         if len(segs) != len(labels):
             raise DataError(f"{len(labels)} labels but {len(segs)} masks", file=mask_path, record=iid)
         h, w = sizes[iid]
+        check_limits(len(labels), [str(a.get("caption", "")) for a in anns], "GT", file=caption_path, record=iid,
+                     field="labels")
         out.append(GTImage(image_id=iid, height=h, width=w, captions=[str(a["caption"]) for a in anns],
                            phrases=labels,
-                           masks=[to_coco_rle(s, h, w, where=f"{iid} mask {k}") for k, (s, _) in enumerate(segs)],
-                           n_instances=[n for _, n in segs]))
+                           masks=[to_coco_rle(s, h, w, file=mask_path, record=iid, field=f"annotations[{n}].segmentation")
+                                  for s, _, n in segs],
+                           n_instances=[k for _, k, _ in segs], source=str(mask_path)))
     check_unique(out, "GT")
     return out
 
@@ -91,10 +106,15 @@ def read_glamm_prediction(path: str | Path) -> PredImage:
     iid = js.get("image_id", path.stem)
     if str(iid) != path.stem:
         raise DataError(f"image_id {iid!r} differs from the file name", file=path, record=iid)
+    if not isinstance(js["phrases"], list) or not isinstance(js["pred_masks"], list):
+        raise DataError("'phrases' and 'pred_masks' must be lists", file=path, record=iid)
     if len(js["phrases"]) != len(js["pred_masks"]):
         raise DataError(f"{len(js['phrases'])} phrases but {len(js['pred_masks'])} masks", file=path, record=iid)
+    check_limits(len(js["phrases"]), [str(js["caption"])], "prediction", file=path, record=iid, field="phrases")
+    for j, m in enumerate(js["pred_masks"]):
+        check_pred_rle(m, file=path, record=iid, field=f"pred_masks[{j}]")
     return PredImage(image_id=iid, caption=str(js["caption"]), phrases=[str(p) for p in js["phrases"]],
-                     masks=list(js["pred_masks"]))
+                     masks=list(js["pred_masks"]), source=str(path))
 
 
 def read_glamm_predictions(folder: str | Path, gts: Sequence[GTImage]) -> list[PredImage]:
@@ -104,19 +124,13 @@ def read_glamm_predictions(folder: str | Path, gts: Sequence[GTImage]) -> list[P
         raise DataError("prediction folder not found", file=folder)
     out = []
     for g in gts:
-        f = folder / f"{g.image_id}.json"
+        f = folder / f"{safe_id(str(g.image_id), record=g.image_id, field='image_id')}.json"
         if f.is_file():
             out.append(read_glamm_prediction(f))
     return out
 
 
 # --------------------------------------------------------------------------- export
-def _safe_name(image_id: str) -> str:
-    if not image_id or "/" in image_id or image_id in (".", ".."):
-        raise DataError("image id cannot be used as a file name", record=image_id)
-    return image_id
-
-
 def export_glamm(gt_records: Sequence[GCGRecord], pred_records: Sequence[GCGRecord],
                  out_dir: str | Path) -> dict[str, Path]:
     """Write our GT and prediction records as GLaMM's files.
@@ -130,6 +144,7 @@ def export_glamm(gt_records: Sequence[GCGRecord], pred_records: Sequence[GCGReco
     from pycocotools import mask as mask_utils
 
     gts = gt_from_records(gt_records)
+    check_unique_ids([(safe_id(r.id, record=r.id), f"prediction {r.id!r}") for r in pred_records])
     out_dir = Path(out_dir)
     pred_dir = out_dir / PRED_DIR_NAME
     pred_dir.mkdir(parents=True, exist_ok=True)
@@ -149,15 +164,12 @@ def export_glamm(gt_records: Sequence[GCGRecord], pred_records: Sequence[GCGReco
     paths = {"mask_gt": out_dir / MASK_GT_NAME, "caption_gt": out_dir / CAPTION_GT_NAME, "predictions": pred_dir}
     paths["mask_gt"].write_text(json.dumps({"images": images, "annotations": mask_anns, "categories": cats}))
     paths["caption_gt"].write_text(json.dumps({"images": images, "annotations": cap_anns}))
-    seen: set[str] = set()
     for rec in pred_records:
-        if rec.id in seen:
-            raise DataError(f"duplicate prediction image id {rec.id!r}", record=rec.id)
-        seen.add(rec.id)
         if any(len(p.masks) != 1 for p in rec.phrases):
             raise DataError("a prediction needs exactly one mask per phrase", record=rec.id)
         js = {"image_id": rec.id, "caption": rec.caption, "phrases": [p.text for p in rec.phrases],
-              "pred_masks": [rle_json(to_coco_rle(p.masks[0], rec.height, rec.width, where=f"{rec.id} pred {j}"))
+              "pred_masks": [rle_json(to_coco_rle(p.masks[0], rec.height, rec.width, record=rec.id,
+                                                  field=f"phrases[{j}].masks[0]"))
                              for j, p in enumerate(rec.phrases)]}
-        (pred_dir / f"{_safe_name(rec.id)}.json").write_text(json.dumps(js))
+        (pred_dir / f"{rec.id}.json").write_text(json.dumps(js))
     return paths

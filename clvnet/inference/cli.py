@@ -13,6 +13,11 @@ Batch mode (a failure on one image is reported and the rest continue; exit code 
 ``"boxes": [[...], ...]``, optionally ``"id"``, ``"query"`` and ``"box_crs"``. ``image`` is a file name
 among ``--images`` or a path (relative to the JSONL's folder). Without ``--out`` the captions are printed,
 phrases marked ``[k: phrase]`` (k from 0, as in the overlay legend).
+
+Each box's id (``"id"``, with ``_box<k>`` appended when the line has several boxes; default
+``<image stem>_box<k>``) names its output files, so it must be a plain file name (no ``/`` or backslash, no control
+characters, ``.`` or ``..``; :mod:`clvnet.data.ids`) and unique ignoring case. All ids are checked before the
+model is loaded: a bad or duplicate id is an error naming the line, and nothing is written.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clvnet.data.record import DataError
+from clvnet.data.record import DataError, iter_lines
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".jp2", ".bmp", ".webp", ".img", ".vrt")
@@ -88,6 +93,7 @@ class _Task:
     image: Path
     boxes: list[list[float]] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
+    wheres: list[str] = field(default_factory=list)  # where each id came from, for messages
     query: str | None = None
     box_crs: str | None = None
     error: str | None = None
@@ -110,13 +116,14 @@ def _batch_tasks(images: list[Path], boxes_path: Path | None, args: argparse.Nam
         if not args.box:
             raise ValueError("--images needs --boxes boxes.jsonl (or --box to use the same boxes on every image)")
         return [_Task(image=p, boxes=[list(b) for b in args.box], query=args.query, box_crs=args.box_crs,
-                      ids=[f"{p.stem}_box{k}" for k in range(len(args.box))]) for p in images]
+                      ids=[f"{p.stem}_box{k}" for k in range(len(args.box))],
+                      wheres=[f"image {p.name} box {k}" for k in range(len(args.box))]) for p in images]
     if not boxes_path.is_file():
         raise FileNotFoundError(f"--boxes {boxes_path}: file not found")
     by_name = {p.name: p for p in images}
     tasks: dict[Path, _Task] = {p: _Task(image=p) for p in images}
     extra: list[_Task] = []
-    for lineno, line in enumerate(boxes_path.read_text().splitlines(), 1):
+    for lineno, line in iter_lines(boxes_path):
         if not line.strip():
             continue
         try:
@@ -128,6 +135,7 @@ def _batch_tasks(images: list[Path], boxes_path: Path | None, args: argparse.Nam
             raise DataError(f"line {lineno} must be {{'image': ..., 'box': [x0, y0, x1, y1]}} or "
                             f"{{'image': ..., 'boxes': [[...], ...]}}: {exc!r}", file=boxes_path,
                             record=f"line {lineno}") from exc
+        ident = _entry_id(entry, boxes_path, lineno)
         path = by_name.get(name) or by_name.get(Path(name).name)
         if path is None:
             cand = Path(name) if Path(name).is_absolute() else boxes_path.parent / name
@@ -139,15 +147,44 @@ def _batch_tasks(images: list[Path], boxes_path: Path | None, args: argparse.Nam
         task = tasks.setdefault(path, _Task(image=path))
         task.query = entry.get("query", task.query if task.query is not None else args.query)
         task.box_crs = entry.get("box_crs", task.box_crs if task.box_crs is not None else args.box_crs)
-        for b in boxes:
+        for j, b in enumerate(boxes):
             k = len(task.boxes)
-            ident = entry.get("id")
             task.boxes.append(b)
             task.ids.append(f"{ident}_box{k}" if ident and len(boxes) > 1 else (ident or f"{path.stem}_box{k}"))
+            task.wheres.append(f"line {lineno}" + (f" box {j}" if len(boxes) > 1 else ""))
     for t in tasks.values():
         if not t.boxes:
             t.error = f"no boxes for this image in {boxes_path}"
     return list(tasks.values()) + extra
+
+
+def _entry_id(entry: dict[str, Any], boxes_path: Path, lineno: int) -> str | None:
+    """The optional ``"id"`` of a boxes line as a string (an int id is taken as its digits)."""
+    ident = entry.get("id")
+    if ident is None or ident == "":
+        return None
+    if isinstance(ident, bool) or not isinstance(ident, (str, int)):
+        raise DataError(f"id must be a string, got {json.dumps(ident)[:60]}", file=boxes_path,
+                        record=f"line {lineno}", field="id")
+    return str(ident)
+
+
+def check_task_ids(tasks: list[_Task], boxes_path: Path | None) -> None:
+    """Every output id must be a plain file name and unique, checked before anything is predicted or written.
+
+    Raises:
+        DataError: naming the boxes file (batch mode), the line and the id.
+    """
+    from clvnet.data.ids import check_unique_ids, safe_id
+
+    pairs = []
+    for t in tasks:
+        if t.error is not None:
+            continue
+        for ident, where in zip(t.ids, t.wheres):
+            safe_id(ident, file=boxes_path, record=where)
+            pairs.append((ident, where))
+    check_unique_ids(pairs, file=boxes_path)
 
 
 def _formats(args: argparse.Namespace) -> tuple[list[str], bool]:
@@ -194,9 +231,11 @@ def handler(args: argparse.Namespace) -> int:
         if not image.is_file():
             raise FileNotFoundError(f"IMAGE {image}: file not found")
         tasks = [_Task(image=image, boxes=[list(b) for b in args.box], query=args.query, box_crs=args.box_crs,
-                       ids=[f"{image.stem}_box{k}" for k in range(len(args.box))])]
+                       ids=[f"{image.stem}_box{k}" for k in range(len(args.box))],
+                       wheres=[f"--box {k}" for k in range(len(args.box))])]
     else:
         tasks = _batch_tasks(_list_images(args.images), args.boxes, args)
+    check_task_ids(tasks, args.boxes)
     predictor = Predictor.from_pretrained(args.checkpoint, device=args.device, raster=options,
                                           trust_remote_code=args.trust_remote_code,
                                           batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)

@@ -130,7 +130,13 @@ def write_outputs(pred: GCGPrediction, raster: Raster, out_dir: Path, formats: l
     """Write every requested format for one prediction as ``out_dir/<pred.id>.<ext>`` (glamm: ``glamm/<id>.json``).
 
     ``geojson`` is skipped, with a warning, for an image that is not georeferenced.
+
+    Raises:
+        DataError: ``pred.id`` is not a plain file name (:func:`clvnet.data.ids.safe_id`); nothing is written.
     """
+    from clvnet.data.ids import safe_id
+
+    safe_id(pred.id, record=pred.id)  # the id names files inside out_dir: never a path
     out_dir = Path(out_dir)
     written = []
     for fmt in formats:

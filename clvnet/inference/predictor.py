@@ -100,9 +100,12 @@ def check_checkpoint(directory: str | Path) -> Path:
         import yaml
 
         try:
-            cfg = yaml.safe_load((path / "config.yaml").read_text()) or {}
+            cfg = yaml.safe_load((path / "config.yaml").read_bytes()) or {}
         except yaml.YAMLError as exc:
-            raise ValueError(f"--checkpoint {path}: config.yaml is not valid YAML: {exc}") from exc
+            raise ValueError(f"--checkpoint {path}: config.yaml is not valid YAML: {exc}") from None
+        if not isinstance(cfg, dict):
+            raise ValueError(f"--checkpoint {path}: config.yaml must be a mapping of model settings, "
+                             f"got a {type(cfg).__name__}: {str(cfg)[:60]!r}")
         if (cfg.get("trainable") or {}).get("llm") == "lora" and not (path / "adapter").is_dir():
             missing.append("adapter/ (the config trains the LLM with LoRA)")
     if missing:
@@ -150,13 +153,21 @@ class Predictor:
         Raises:
             FileNotFoundError: the folder or one of its required files is missing (all are named).
             PermissionError: the checkpoint needs remote code and ``trust_remote_code`` is False.
+            ValueError: config.yaml is not a YAML mapping, or a weights file is truncated or corrupt (named).
         """
+        from safetensors import SafetensorError
+
         from clvnet.models import from_pretrained
 
         path = check_checkpoint(directory)
         dev = resolve_device(device)
         try:
             model = from_pretrained(path, device=dev, trust_remote_code=trust_remote_code)
+        except SafetensorError as exc:  # a truncated or overwritten weights file
+            from clvnet.engine.checkpointing import check_weights
+
+            why = "; ".join(check_weights(path)) or str(exc)
+            raise ValueError(f"--checkpoint {path}: cannot load the model: {why}") from None
         except (OSError, KeyError) as exc:
             raise ValueError(f"--checkpoint {path}: cannot load the model: {exc}") from exc
         return cls(model, device=dev, **kwargs)
@@ -211,11 +222,48 @@ class Predictor:
         """A user query; with box prompts on, ``<BOX>`` is appended when the query does not place it."""
         if query is None or not query.strip():
             return None
-        query = query.strip()
+        return self._with_box(query.strip())
+
+    def _with_box(self, query: str) -> str:
         cfg = getattr(self.model, "cfg", None)
         if getattr(cfg, "use_box_prompt", True) and "<BOX>" not in query:
             query = f"{query} (user-focused region <BOX>)"
         return query
+
+    def _decode_budget(self, max_new_tokens: int | None = None) -> int:
+        if max_new_tokens or self.max_new_tokens:
+            return int(max_new_tokens or self.max_new_tokens or 0)
+        return int(self.model.cfg.generation.max_new_tokens)
+
+    def max_query_tokens(self, max_new_tokens: int | None = None) -> int | None:
+        """Most tokens a query may have: the LLM context less the rest of the prompt (image and region tokens,
+        template) and the decoding budget; None when the model states no context length."""
+        proc = getattr(self.model, "processor", None)
+        if proc is None or getattr(proc, "max_length", None) is None:
+            return None
+        fixed = len(proc.prompt_ids(self._with_box("")))
+        return max(0, int(proc.max_length) - fixed - self._decode_budget(max_new_tokens))
+
+    def query_tokens(self, query: str) -> int:
+        """Tokens ``query`` adds to the prompt (with the model's own tokenizer)."""
+        proc = self.model.processor
+        return len(proc.prompt_ids(self._with_box(query.strip()))) - len(proc.prompt_ids(self._with_box("")))
+
+    def check_query(self, query: str | None, max_new_tokens: int | None = None) -> None:
+        """Raise ``ValueError`` when the prompt with ``query`` and the answer would not fit the LLM context.
+
+        Nothing is truncated: past its context the model reads positions it never saw, and the work grows
+        with the square of the length.
+        """
+        limit = self.max_query_tokens(max_new_tokens)
+        if query is None or not query.strip() or limit is None:
+            return
+        n = self.query_tokens(query)
+        if n > limit:
+            ctx = self.model.processor.max_length
+            raise ValueError(f"--query is {n} tokens long; this model takes at most {limit} (its context is {ctx} "
+                             f"tokens, {self._decode_budget(max_new_tokens)} of them kept for the answer and the "
+                             "rest for the image, the box and the prompt)")
 
     def _global_views(self, raster: Raster) -> tuple[np.ndarray, np.ndarray, Preview]:
         """(global view, grounding view, preview): both views are made from the preview's pixels."""
@@ -273,10 +321,12 @@ class Predictor:
             ``str`` pieces and then the box's ``GCGPrediction``, box by box.
 
         Raises:
-            ValueError: a bad box (names ``--box`` and the box), or a bad band selection.
+            ValueError: a bad box (names ``--box`` and the box), a bad band selection, or a query too long for
+                the model's context (:meth:`check_query`).
             DataError: the image cannot be read (names the file).
         """
         t0 = time.perf_counter()
+        self.check_query(query, max_new_tokens)
         raster = self._open(image, raster_options)
         try:
             pix_boxes, metas = self._resolve_boxes(raster, boxes, box_crs)

@@ -21,9 +21,11 @@ percentile-stretched per band (2-98 % by default) with statistics from the previ
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -151,6 +153,7 @@ class _RasterioBackend:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             self.ds = rasterio.open(path)
+        self.path = path
         ds = self.ds
         self.height, self.width, self.count = int(ds.height), int(ds.width), int(ds.count)
         self.dtype = np.dtype(ds.dtypes[0])
@@ -187,7 +190,7 @@ class _RasterioBackend:
         x0, y0, x1, y1 = window
         native = (y1 - y0, x1 - x0) == tuple(out_shape)
         resampling = Resampling.nearest if (native or self._palette) else Resampling.average
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), self._read_errors(window):
             data = self.ds.read(bands, window=RWindow(x0, y0, x1 - x0, y1 - y0),
                                 out_shape=(len(bands), *out_shape), resampling=resampling)
         if self._colormap is not None:
@@ -204,34 +207,50 @@ class _RasterioBackend:
             return None
         x0, y0, x1, y1 = window
         rwin = RWindow(x0, y0, x1 - x0, y1 - y0)
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), self._read_errors(window):
             valid = self.ds.dataset_mask(window=rwin, out_shape=out_shape, resampling=Resampling.nearest) > 0
             if floating:  # NaN / inf count as nodata even without a declared nodata value
                 data = self.ds.read(window=rwin, out_shape=(self.count, *out_shape), resampling=Resampling.nearest)
                 valid &= np.isfinite(data).all(axis=0)
         return valid
 
+    @contextlib.contextmanager
+    def _read_errors(self, window: Window) -> Iterator[None]:
+        """A failed read (truncated file, header promising more pixels than the file holds) names the file."""
+        from rasterio.errors import RasterioError
+
+        try:
+            yield
+        except RasterioError as exc:
+            cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
+            raise DataError(f"cannot read pixels {list(window)} of this {self.width}x{self.height} image: {exc}"
+                            f"{cause}; the file is truncated or corrupt", file=self.path) from None
+
     def close(self) -> None:
         self.ds.close()
 
 
-def _pillow_array(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """Decode a plain image with Pillow into (H, W, C) and an optional validity mask (from alpha)."""
+def _pillow_array(path: Path, rasterio_failed: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decode a plain image with Pillow into (H, W, C) and an optional validity mask (from alpha).
+
+    ``rasterio_failed``: rasterio was tried and could not read the file (so the error does not advise
+    installing it).
+    """
     limit = Image.MAX_IMAGE_PIXELS
+    hint = ("" if rasterio_failed else
+            ". Install rasterio (pip install 'clvnet[geo]') to read it in windows")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             im = Image.open(path)
         except Image.DecompressionBombError as exc:
-            raise DataError(f"{exc}. This is above Pillow's decompression-bomb limit; install rasterio "
-                            "(pip install 'clvnet[geo]') to read it in windows", file=path) from exc
+            raise DataError(f"{exc}. This is above Pillow's decompression-bomb limit{hint}", file=path) from None
     with im:
         w, h = im.size
         if limit is not None and w * h > limit:
             raise DataError(
                 f"image is {w}x{h} = {w * h:,} pixels, above Pillow's decompression-bomb limit of {limit:,}; "
-                "Pillow would load it whole. Install rasterio (pip install 'clvnet[geo]') to read it in windows",
-                file=path)
+                f"Pillow would load it whole{hint}", file=path)
         im.load()
         pic: Image.Image = im.convert("RGBA") if im.mode == "P" else im
         if pic.mode in ("RGBA", "LA", "PA"):
@@ -437,10 +456,12 @@ def open_raster(image: str | Path | np.ndarray | Image.Image, options: RasterOpt
                 backend = None
         if backend is None:
             try:
-                arr, valid = _pillow_array(path)
+                arr, valid = _pillow_array(path, rasterio_failed=bool(errors))
                 backend = _ArrayBackend(arr, valid)
-            except DataError:
-                raise
+            except DataError as exc:
+                if not errors:
+                    raise
+                errors.append(f"Pillow: {exc.reason}")
             except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
                 errors.append(f"Pillow: {exc}")
         if backend is None:

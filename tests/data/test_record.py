@@ -187,3 +187,39 @@ def test_bad_lines_and_missing_file(tmp_path: Path) -> None:
         read_jsonl(path, validate_records=True)
     with pytest.raises(DataError, match="file not found"):
         read_jsonl(tmp_path / "nope.jsonl")
+
+
+def test_invalid_utf8_names_file_and_line_in_every_reader(tmp_path: Path) -> None:
+    """Bytes that are not UTF-8 used to surface as a bare ``'utf-8' codec can't decode`` error."""
+    import json as _json
+
+    from clvnet.data.loaders.common import read_json
+    from clvnet.data.loaders.grandf import load_grandf
+
+    path = tmp_path / "u.jsonl"
+    write_jsonl([_record(), _record(id="r2")], path)
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(lines[0] + lines[1].replace(b'"r2"', b'"r\xff2"'))
+    with pytest.raises(DataError, match=r"record line 2: line 2 is not valid UTF-8 \(byte b'\\xff' at column \d+\)") as e:
+        read_jsonl(path)
+    assert f"file {path}" in str(e.value)
+    gf = tmp_path / "g.jsonl"
+    gf.write_bytes(b'{"file_name": "a.png"}\n{"caption": "\xe9t\xe9"}\n')
+    with pytest.raises(DataError, match=r"g\.jsonl, record line 2: line 2 is not valid UTF-8"):
+        load_grandf(gf)
+    js = tmp_path / "a.json"
+    js.write_bytes(_json.dumps({"caption": "ok"}).encode()[:-2] + b'\xc3"}')
+    with pytest.raises(DataError, match=r"a\.json: not valid UTF-8 \(byte b'\\xc3' at offset \d+\)"):
+        read_json(js)
+
+
+def test_dataset_reader_names_the_line_of_invalid_utf8(tmp_path: Path) -> None:
+    from clvnet.data.dataset import DatasetConfig, GCGDataset
+
+    path = tmp_path / "u.jsonl"
+    write_jsonl([_record(), _record(id="r2")], path)
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(lines[0] + lines[1].replace(b'"r2"', b'"r\xff2"'))
+    ds = GCGDataset(path, DatasetConfig(), train=False)
+    with pytest.raises(DataError, match=r"record line 2: line 2 is not valid UTF-8"):
+        ds.record(1)

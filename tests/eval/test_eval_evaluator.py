@@ -74,11 +74,12 @@ def test_duplicate_ids_raise() -> None:
 
 def test_rle_size_mismatch_raises_naming_image() -> None:
     small = record("a", [("x", [np.ones((5, 5), dtype=np.uint8)])], h=5, w=5)
-    with pytest.raises(DataError, match=r"record a pred mask 0.*RLE size 5x5 differs from the GT image size 10x10"):
+    with pytest.raises(DataError, match=r"record a, field 'phrases\[0\]\.masks\[0\]': RLE size 5x5 differs from "
+                                        r"the GT image size 10x10"):
         evaluate_masks(_gt(), [small])
     bad_gt = record("g", [("x", [A])])
     bad_gt.height = 12
-    with pytest.raises(DataError, match=r"record g phrases\[0\]\.masks\[0\].*10x10 differs"):
+    with pytest.raises(DataError, match=r"record g, field 'phrases\[0\]\.masks\[0\]': RLE size 10x10 differs"):
         evaluate_masks([bad_gt], [])
 
 

@@ -131,3 +131,25 @@ def test_invalid_json_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "c.json").write_text("{}")
     with pytest.raises(DataError, match=r"m\.json: not valid JSON"):
         read_glamm_gt(tmp_path / "m.json", tmp_path / "c.json")
+
+
+def test_export_refuses_ids_that_are_paths_or_duplicates(tmp_path: Path) -> None:
+    from evalhelpers import box_mask, record
+
+    from clvnet.eval.glamm_io import export_glamm
+
+    gt = [record("a", [("car", [box_mask(10, 10, 0, 4, 0, 4)])]), record("b", [("car", [box_mask(10, 10, 2, 6, 2, 6)])])]
+    for bad_ids, match in ((["../../escaped", "b"], "path separator"), (["a", "A"], "unique")):
+        preds = [record(i, [("car", [box_mask(10, 10, 0, 4, 0, 4)])]) for i in bad_ids]
+        with pytest.raises(DataError, match=match):
+            export_glamm(gt, preds, tmp_path / "out" / "x")
+        assert not (tmp_path / "out").exists() and not list(tmp_path.rglob("*escaped*"))
+
+
+def test_glamm_gt_id_that_is_a_path_is_not_read(glamm_files: tuple[Path, Path, Path]) -> None:
+    mask, cap, pred_dir = glamm_files
+    (pred_dir.parent / "secret.json").write_text(json.dumps({"caption": "x", "phrases": [], "pred_masks": []}))
+    gts = read_glamm_gt(mask, cap)
+    gts[0].image_id = "../secret"
+    with pytest.raises(DataError, match="path separator"):
+        read_glamm_predictions(pred_dir, gts)

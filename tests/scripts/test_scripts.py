@@ -77,7 +77,8 @@ def test_diagnose_quickstart(tmp_path: Path) -> None:
 
 TESTED = [f"scripts::{n}" for n in ("bench_eval.py", "bench_inference.py", "make_big_geotiff.py", "bench_paper.py",
                                     "bench_model_step.py", "bench_synth.py", "bench_train.py",
-                                    "diagnose_quickstart.py")]
+                                    "diagnose_quickstart.py",
+                                    "make_bad_corpus.py")]  # run by tests/test_bad_inputs.py
 
 
 def test_bench_paper_at_reduced_width(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ all fall outside the image is a :class:`DataError`.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,9 @@ def load_annotation(ann_file: Path, image_root: Path | None = None, ann: Any = N
     if not isinstance(ann, dict):
         raise DataError(f"expected a JSON object, got {type(ann).__name__}", file=ann_file)
     img_rel = ann.get("img") or ann.get("image") or f"{ann_file.stem}.png"
+    if not isinstance(img_rel, str):
+        raise DataError(f"the image must be a path string, got {json.dumps(img_rel)[:60]}", file=ann_file,
+                        field="img")
     image = resolve(img_rel, image_root, ann_file.parent) or resolve(f"{ann_file.stem}.png", ann_file.parent)
     if image is None:
         raise DataError(f"image {img_rel!r} not found (looked in {image_root or '-'} and {ann_file.parent})",
@@ -133,9 +137,10 @@ def load_annotation(ann_file: Path, image_root: Path | None = None, ann: Any = N
 def _bot_text(conversations: Any, file: Path, rid: str) -> tuple[str, str]:
     if not isinstance(conversations, list):
         raise DataError("'conversations' must be a list", file=file, record=rid, field="conversations")
-    answers = [t.get("value", "") for t in conversations
-               if isinstance(t, dict) and t.get("from") in ("bot", "gpt", "assistant") and SEG in t.get("value", "")]
-    questions = [t.get("value", "") for t in conversations if isinstance(t, dict) and t.get("from") == "human"]
+    turns = [t for t in conversations if isinstance(t, dict) and isinstance(t.get("value", ""), str)]
+    answers = [t.get("value", "") for t in turns
+               if t.get("from") in ("bot", "gpt", "assistant") and SEG in t.get("value", "")]
+    questions = [t.get("value", "") for t in turns if t.get("from") == "human"]
     if len(answers) != 1:
         raise DataError(f"expected exactly one answer turn with [SEG], found {len(answers)}", file=file,
                         record=rid, field="conversations")
@@ -154,6 +159,10 @@ def load_training_list(list_file: Path, root: Path | None = None) -> list[GCGRec
         rid = str(item.get("image", f"item {n}")) if isinstance(item, dict) else f"item {n}"
         if not isinstance(item, dict) or "image" not in item or "polygons" not in item:
             raise DataError("needs 'image', 'polygons' and 'conversations'", file=list_file, record=rid)
+        for what in ("image", "polygons"):
+            if not isinstance(item[what], str):
+                raise DataError(f"must be a path string, got {json.dumps(item[what])[:60]}", file=list_file,
+                                record=rid, field=what)
         image = resolve(item["image"], root, list_file.parent)
         ann_path = resolve(item["polygons"], root, list_file.parent)
         for what, got in (("image", image), ("polygons", ann_path)):

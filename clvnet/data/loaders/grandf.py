@@ -22,24 +22,26 @@ from typing import Any
 
 from pycocotools import mask as mask_utils
 
+from clvnet.data import rle as rle_utils
 from clvnet.data.images import image_size
 from clvnet.data.loaders.common import normalise_rle, read_json, resolve
-from clvnet.data.record import DataError, GCGRecord, Phrase, validate
+from clvnet.data.record import DataError, GCGRecord, Phrase, iter_lines, validate
 
 
 def _read_items(path: Path) -> list[dict[str, Any]]:
     """A JSON list / dict of objects, or JSONL; bad lines name the file and line."""
     if path.suffix == ".jsonl":
+        if not path.is_file():
+            raise DataError("file not found", file=path)
         items = []
-        with path.open() as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    items.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"line {lineno} is not valid JSON (truncated?): {exc.msg}", file=path,
-                                    record=f"line {lineno}") from exc
+        for lineno, line in iter_lines(path):
+            if not line.strip():
+                continue
+            try:
+                items.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"line {lineno} is not valid JSON (truncated?): {exc.msg}", file=path,
+                                record=f"line {lineno}") from exc
         return items
     data = read_json(path)
     if isinstance(data, dict):
@@ -83,6 +85,9 @@ def _grandf_record(item: dict[str, Any], n: int, ann_file: Path, images: Path | 
     caption, groundings = item["caption"], item["groundings"]
     if not isinstance(caption, str) or not isinstance(groundings, dict):
         raise DataError("'caption' must be a string and 'groundings' a mapping", file=ann_file, record=rid)
+    if not isinstance(item["file_name"], str) or not item["file_name"]:
+        raise DataError(f"must be an image file name, got {json.dumps(item['file_name'])[:60]}", file=ann_file,
+                        record=rid, field="file_name")
     phrases: list[Phrase] = []
     size: tuple[int, int] | None = None
     for key, g in groundings.items():
@@ -105,10 +110,11 @@ def _grandf_record(item: dict[str, Any], n: int, ann_file: Path, images: Path | 
         if not isinstance(rles, list) or not rles:
             raise DataError("no mask for this phrase", file=ann_file, record=rid, field=field + ".rle_masks")
         if size is None:
-            first = rles[0]
-            if not isinstance(first, dict) or "size" not in first:
-                raise DataError("not a COCO RLE", file=ann_file, record=rid, field=field + ".rle_masks[0]")
-            size = (int(first["size"][0]), int(first["size"][1]))
+            try:
+                size = rle_utils.check_rle(rles[0])
+            except ValueError as exc:
+                raise DataError(f"not a valid COCO RLE: {exc}", file=ann_file, record=rid,
+                                field=field + ".rle_masks[0]") from exc
         masks = [normalise_rle(r, size[0], size[1], file=ann_file, record=rid, field=f"{field}.rle_masks[{k}]")
                  for k, r in enumerate(rles)]
         phrases.append(Phrase(text=text, span=(s, e), masks=masks))
