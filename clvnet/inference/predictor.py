@@ -168,6 +168,8 @@ class Predictor:
 
             why = "; ".join(check_weights(path)) or str(exc)
             raise ValueError(f"--checkpoint {path}: cannot load the model: {why}") from None
+        except PermissionError:
+            raise                                  # remote code refused: the message already names the flag
         except (OSError, KeyError) as exc:
             raise ValueError(f"--checkpoint {path}: cannot load the model: {exc}") from exc
         return cls(model, device=dev, **kwargs)

@@ -75,3 +75,14 @@ def test_trust_remote_code_lets_it_run(tmp_path: Path, base_checkpoint: Path, im
                "--device", "cpu", "--max-new-tokens", "4", "--trust-remote-code"])
     assert rc == 0
     assert marker.read_text() == "remote code ran"
+
+
+def test_the_refusal_is_a_permission_error(tmp_path: Path, base_checkpoint: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from clvnet.inference.predictor import Predictor
+
+    monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "hf_modules"))
+    ckpt, marker = _poisoned(tmp_path, base_checkpoint, config_flag=True)
+    with pytest.raises(PermissionError, match="trust_remote_code"):
+        Predictor.from_pretrained(ckpt, device="cpu")
+    assert not marker.exists()
