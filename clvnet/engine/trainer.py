@@ -33,7 +33,13 @@ from clvnet.engine.distributed import (
     make_accelerator,
 )
 from clvnet.engine.logging import RunLogger
-from clvnet.engine.runtime import auto_threads, enable_gradient_checkpointing, ignore_sigint, param_groups
+from clvnet.engine.runtime import (
+    auto_threads,
+    enable_gradient_checkpointing,
+    ignore_sigint,
+    param_groups,
+    prefetch,
+)
 from clvnet.engine.schedule import LRScheduler, step_progress, time_progress
 from clvnet.engine.state import TrainState, build_or_resume_model
 from clvnet.engine.validation import Collator, to_device, validate
@@ -279,7 +285,8 @@ class Trainer:
         while not (self._done(time.perf_counter() - self._start) or self._stop_requested()):
             epoch_finished = True
             t_fetch = time.perf_counter()
-            for _batch, inputs in self._loader():
+            depth = 0 if self.cfg.data.num_workers else self.cfg.data.prefetch
+            for _batch, inputs in prefetch(self._loader(), depth):
                 tm.data += time.perf_counter() - t_fetch
                 inputs = to_device(inputs, self.acc.device)
                 sync = (micro + 1) % t.grad_accum == 0

@@ -64,8 +64,16 @@ class CLVNetProcessor:
 
     def prompt_ids(self, query: str | None = None) -> list[int]:
         """Token ids of the prompt (BOS, image placeholders, query with region placeholders)."""
-        if query is None:
-            query = self.query_template if self.use_box_prompt else self.query_template_no_box
+        if query is None:                             # the same for every sample: tokenised once
+            cache: dict[tuple[Any, ...], list[int]] = self.__dict__.setdefault("_default_prompts", {})
+            key = (self.use_box_prompt, self.query_template, self.query_template_no_box, self.prompt_template)
+            if key not in cache:
+                cache[key] = self._prompt_ids(self.query_template if self.use_box_prompt
+                                              else self.query_template_no_box)
+            return list(cache[key])
+        return self._prompt_ids(query)
+
+    def _prompt_ids(self, query: str) -> list[int]:
         if self.use_box_prompt and "<BOX>" not in query:
             raise ValueError(f"query must contain <BOX> when use_box_prompt is on: {query!r}")
         if not self.use_box_prompt and "<BOX>" in query:
@@ -95,9 +103,10 @@ class CLVNetProcessor:
         rec_ids = [str(x) for x in batch.get("id", range(len(targets)))]
         valid = batch.get("mask_valid")
         rows, labels = [], []
-        for i, target in enumerate(targets):
+        answers = self.tokenizer(targets, add_special_tokens=False)["input_ids"] if targets else []   # one batch call
+        for i, ids in enumerate(answers):
             p = self.prompt_ids(None if queries is None else queries[i])
-            a = self.answer_ids(target)
+            a = [*ids, self.ids.eos]
             n_seg = a.count(self.ids.seg)
             if valid is not None and n_seg != int(valid[i].sum()):
                 raise ValueError(f"record {rec_ids[i]}: {n_seg} [SEG] tokens in the target text but "
@@ -108,13 +117,9 @@ class CLVNetProcessor:
             rows.append(p + a)
             labels.append([-100] * len(p) + a)
         length = max(len(r) for r in rows)
-        input_ids = torch.full((len(rows), length), self.ids.pad, dtype=torch.long)
-        label_t = torch.full((len(rows), length), -100, dtype=torch.long)
-        attn = torch.zeros((len(rows), length), dtype=torch.long)
-        for i, (r, lab) in enumerate(zip(rows, labels)):
-            input_ids[i, :len(r)] = torch.tensor(r)
-            label_t[i, :len(r)] = torch.tensor(lab)
-            attn[i, :len(r)] = 1
+        input_ids = torch.tensor([r + [self.ids.pad] * (length - len(r)) for r in rows], dtype=torch.long)
+        label_t = torch.tensor([lab + [-100] * (length - len(lab)) for lab in labels], dtype=torch.long)
+        attn = torch.tensor([[1] * len(r) + [0] * (length - len(r)) for r in rows], dtype=torch.long)
         out = {k: batch[k] for k in PASSTHROUGH if k in batch}
         out.update(input_ids=input_ids, attention_mask=attn, labels=label_t)
         return out
