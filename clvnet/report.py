@@ -71,7 +71,8 @@ def plot_losses(train_csv: Path, val_csv: Path | None, out_png: Path) -> Path:
     ax.set_ylabel("loss")
     ax.set_yscale("log")
     ax.set_title("training losses")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     ax = axes[1]
     for k in ("miou", "ap50"):
         pts = [(r["step"], r[k]) for r in vrows if k in r]

@@ -76,6 +76,9 @@ class LoopConfig:
         max_steps: optimiser steps; overrides ``epochs``.
         time_budget_min: stop after this many wall-clock minutes; the lr schedule decays over the
             budget (and over ``max_steps``/``epochs`` too if set: whichever ends first).
+        max_minutes: a wall-clock cap on a run bounded by ``max_steps`` or ``epochs``: stop after this many
+            minutes even if the steps are not done. Unlike ``time_budget_min`` it leaves the lr schedule
+            alone (it runs on steps), so a run the cap does not cut is the same on any machine.
         batch_size: samples per process per micro-batch.
         grad_accum: micro-batches per optimiser step.
         seed: seed of weights, data order and augmentation.
@@ -102,6 +105,7 @@ class LoopConfig:
     epochs: int | None = None
     max_steps: int | None = None
     time_budget_min: float | None = None
+    max_minutes: float | None = None
     batch_size: int = 8
     grad_accum: int = 1
     seed: int = 0

@@ -2,7 +2,8 @@
 
 :class:`Trainer` builds everything from a :class:`~clvnet.engine.config.TrainConfig` (failing
 before any heavy work on a missing file or a bad key), and :meth:`Trainer.fit` runs until the
-step, epoch or time budget is used up, or a SIGINT/SIGTERM arrives (it then saves and returns).
+step, epoch or time budget is used up, the wall-clock cap (``train.max_minutes``) is reached, or a
+SIGINT/SIGTERM arrives (it then saves and returns).
 Resuming (``resume="auto"`` or a checkpoint folder) restores model, optimiser, schedule, step,
 RNG states and data position, so N steps straight equal N/2 + resume + N/2.
 """
@@ -149,11 +150,17 @@ class Trainer:
         self.logger = RunLogger(self.out, self.state.step if self.resume_dir else None,
                                 t.tensorboard) if self.acc.is_main_process else None
         self._stop_signal: int | None = None
+        self._capped = False
 
     @property
     def stopped_by_signal(self) -> int | None:
         """The signal (SIGINT / SIGTERM) that stopped :meth:`fit` early, or ``None``."""
         return self._stop_signal
+
+    @property
+    def stopped_by_time_cap(self) -> bool:
+        """True when ``train.max_minutes`` ended :meth:`fit` before its ``max_steps`` / ``epochs``."""
+        return self._capped
 
     # ------------------------------------------------------------------ setup helpers
     def _resolve_resume(self, resume: str | None) -> Path | None:
@@ -246,8 +253,15 @@ class Trainer:
 
     def _done(self, elapsed: float) -> bool:
         t = self.cfg.train
-        over_time = t.time_budget_min is not None and elapsed >= 60.0 * t.time_budget_min
-        return self.state.step >= self.total_steps or any_flag(self.acc, over_time)
+        if self.state.step >= self.total_steps:
+            return True
+        over_budget = t.time_budget_min is not None and elapsed >= 60.0 * t.time_budget_min
+        over_cap = t.max_minutes is not None and elapsed >= 60.0 * t.max_minutes
+        if not any_flag(self.acc, over_budget or over_cap):
+            return False
+        # the cap, not the budget, ended the run when it is the tighter of the two
+        self._capped = t.max_minutes is not None and (t.time_budget_min is None or t.max_minutes <= t.time_budget_min)
+        return True
 
     def fit(self) -> Path:
         """Train to the end of the budget; returns the final checkpoint folder (``output_dir/checkpoint``)."""
@@ -267,6 +281,9 @@ class Trainer:
             if self.acc.is_main_process:
                 log.warning("stopped by signal %d at step %d; checkpoint %s", self._stop_signal, self.state.step, path)
             return path
+        if self._capped and self.acc.is_main_process:
+            log.warning("stopped by the time cap (train.max_minutes=%g) at step %d of %s", t.max_minutes,
+                        self.state.step, self.total_steps)
         if self.val_set is not None and (t.val_every == 0 or self.state.step % t.val_every != 0):
             self._validate()
         return self.save(final=True)

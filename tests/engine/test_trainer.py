@@ -139,3 +139,23 @@ def test_a_data_size_that_contradicts_the_model_fails_at_start_up(experiment: Pa
                                           r"'model.vision.config.image_size', which gives 64"):
         Trainer(_cfg(experiment, "data.dataset.image_size=336"))
     assert not (tmp_path / "run").exists()
+
+
+def test_schedule_runs_on_steps_and_the_time_cap_stops_early(experiment: Path, tmp_path: Path) -> None:
+    from clvnet.engine.schedule import lr_factor, step_progress
+
+    # with a generous cap the run is the plain step-bounded run: lr from the step alone
+    straight = Trainer(_cfg(experiment, "train.save_every=2", "train.max_minutes=60", f"output_dir={tmp_path / 'a'}"))
+    straight.fit()
+    assert not straight.stopped_by_time_cap and straight.state.step == 4
+    lrs = [r["lr"] for r in read_csv(tmp_path / "a" / "train_log.csv")]
+    sched = straight.cfg.schedule
+    assert lrs == pytest.approx([1e-3 * lr_factor(sched, k, step_progress(k, 4, 2)) for k in range(4)])
+    # resumed at step 2 with a cap of the time already spent: the cap stops it at once, and says so
+    ckpt2 = tmp_path / "a" / "checkpoints" / "checkpoint-0000002"
+    spent = json.loads((ckpt2 / "trainer_state.json").read_text())["elapsed"]
+    capped = Trainer(_cfg(experiment, f"train.max_minutes={spent / 60}", f"output_dir={tmp_path / 'b'}"),
+                     resume=str(ckpt2))
+    final = capped.fit()
+    assert capped.stopped_by_time_cap and capped.state.step == 2
+    assert json.loads((final / "trainer_state.json").read_text())["step"] == 2
