@@ -22,6 +22,7 @@ _AREAS: tuple[str, ...] = (
     "clvnet.inference.cli",   # clvnet predict
     "clvnet.demo.cli",        # clvnet demo
     "clvnet.quickstart",      # clvnet quickstart
+    "clvnet.ablation.cli",    # clvnet ablate
     "clvnet.config_cli",      # clvnet configs
 )
 
