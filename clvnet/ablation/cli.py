@@ -16,8 +16,8 @@ import argparse
 import hashlib
 from pathlib import Path
 
-# Sized for the whole paper suite, 3 seeds, in about 2 hours on a 2-core CPU: 13 distinct trainings x 3 seeds
-# at about 3 minutes each, set-up and evaluation included (docs/ablations.md gives the measurement).
+# Sized for the whole paper suite, 3 seeds, in about 2 hours on a 2-core CPU: 12 distinct trainings x 3 seeds
+# at about 3 minutes each, set-up and evaluation included (docs/ablations.md, "Sizing").
 DEFAULT_STEPS = 300
 DEFAULT_NUM_TEST = 200
 DEFAULT_NUM_VAL = 32
