@@ -36,7 +36,7 @@ from clvnet.ablation.store import is_ok, read_json, write_json
 log = logging.getLogger("clvnet.ablate")
 # What every run imports: loaded once into the fork server (a module that fails to import is skipped).
 PRELOAD: tuple[str, ...] = (
-    "torch", "clvnet.engine.trainer", "clvnet.models.builder", "clvnet.models.checkpoint", "clvnet.quickstart",
+    "torch", "clvnet.engine.trainer", "clvnet.models.build", "clvnet.models.generation", "clvnet.quickstart",
     "clvnet.eval.evaluator", "clvnet.data.dataset", "transformers.models.clip.modeling_clip",
     "transformers.models.llama.modeling_llama", "transformers.models.sam2.modeling_sam2",
     "transformers.models.sam.modeling_sam", "transformers.models.bert.modeling_bert",
@@ -108,7 +108,7 @@ def evaluate_all(job: dict[str, Any], checkpoint: Path) -> None:
     from clvnet.config import from_dict
     from clvnet.data.record import write_jsonl
     from clvnet.engine.config import TrainConfig
-    from clvnet.models import CLVNet
+    from clvnet.models import from_pretrained
     from clvnet.models.config import GenerationConfig
     from clvnet.quickstart import predict_records, score
 
@@ -124,7 +124,7 @@ def evaluate_all(job: dict[str, Any], checkpoint: Path) -> None:
         if not todo:
             continue
         try:
-            model = CLVNet.from_pretrained(checkpoint, device="cpu")
+            model = from_pretrained(checkpoint, device="cpu")
             model.cfg.generation = from_dict(GenerationConfig, ev["generation"])
             metric_fns = [(spec, load_metric(spec)) for spec in job["metrics"]]
         except Exception as exc:

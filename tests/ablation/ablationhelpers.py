@@ -10,8 +10,7 @@ SMALL = ["model.vision.config.image_size=64", "model.vision.config.num_hidden_la
          "model.llm.config.hidden_size=32", "model.llm.config.intermediate_size=64",
          "model.llm.config.num_hidden_layers=1", "model.llm.tokenizer_vocab_size=300",
          "model.grounding.image_size=64", "model.mask_decoder.mask_size=32", "model.generation.max_new_tokens=12",
-         "data.dataset.image_size=64", "data.dataset.region_size=32", "data.dataset.mask_size=32",
-         "data.num_workers=0", "train.batch_size=4", "train.log_every=1"]
+         "model.region.crop_size=32", "data.num_workers=0", "train.batch_size=4", "train.log_every=1"]
 
 
 def phrases_per_scene(gts: list[Any], preds: list[Any]) -> dict[str, float]:

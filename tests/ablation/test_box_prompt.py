@@ -1,6 +1,6 @@
 """The "w/o box prompt" variant: nothing the model computes depends on where the box is.
 
-Checked through the model's public API (``build_model``, the processor, ``forward`` and ``generate``) on
+Checked through the model's public API (``build_model``, the processor, the forward pass and ``generate``) on
 real SynthRS samples, with every weight perturbed so that zero-initialised paths (the box mark, the
 grounding feed) cannot hide a dependence. The full model, perturbed the same way, is the control.
 """
@@ -27,25 +27,26 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _outputs(name: str, jsonl: Path, move_box: bool) -> tuple[Any, ...]:
     from clvnet.data.dataset import GCGDataset, collate_gcg
-    from clvnet.models.builder import build_model
+    from clvnet.data.record import read_jsonl
+    from clvnet.models import build_model, generate
 
     cfg = load_config(TrainConfig, f"synthrs_ablation/{name}", SMALL, section="experiments")
-    ds = GCGDataset(jsonl, cfg.data.dataset, train=False)
+    torch.manual_seed(0)
+    model = build_model(cfg.model, captions=[r.caption for r in read_jsonl(jsonl)]).eval()
+    ds = GCGDataset(jsonl, cfg.data.dataset, train=False, views=model.processor.views)
     batch = collate_gcg([ds[i] for i in range(len(ds))])
     if move_box:   # another box and another crop, as if the user had drawn elsewhere
         g = torch.Generator().manual_seed(1)
         batch = dict(batch, box=torch.tensor([[0.6, 0.1, 0.95, 0.4]] * len(ds)),
                      region=torch.rand(batch["region"].shape, generator=g),
                      region_window=torch.tensor([[0.55, 0.05, 1.0, 0.45]] * len(ds)))
-    torch.manual_seed(0)
-    model = build_model(cfg.model, captions=[ds.record(i).caption for i in range(len(ds))]).eval()
     with torch.no_grad():
         g = torch.Generator().manual_seed(2)
         for p in model.parameters():
             p.add_(0.05 * torch.randn(p.shape, generator=g))
         out = model(model.processor(batch))
-        gens = model.generate(batch["image"], batch["region"], batch["box"], max_new_tokens=8,
-                              region_windows=batch["region_window"])
+        gens = generate(model, batch["image"], batch["region"], batch["box"], max_new_tokens=8,
+                        grounding_images=batch["grounding_image"], region_windows=batch["region_window"])
     return out.loss, out.mask_logits, [g.caption for g in gens], [g.mask_logits for g in gens]
 
 
