@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install quickstart test test-slow test-scale test-browser lint check-wheel demo bench bench-eval bench-train clean
+.PHONY: install quickstart ablate test test-slow test-scale test-browser lint check-wheel demo bench bench-eval bench-train clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,6 +20,9 @@ install: $(STAMP)
 
 quickstart: $(STAMP)
 	$(BIN)/clvnet quickstart $(ARGS)
+
+ablate: $(STAMP)
+	$(BIN)/clvnet ablate --suite paper --seeds 3 --out runs/ablate $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(ARGS)
