@@ -23,6 +23,7 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,10 +61,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_handler)
 
 
-def make_data(out: Path, num: dict[str, int], seed: int = 0) -> dict[str, Path]:
+def make_data(out: Path, num: dict[str, int], seed: int = 0, twin_splits: Collection[str] = ()) -> dict[str, Path]:
     """Generate (or reuse) the SynthRS splits under ``out``; returns split -> JSONL path.
 
-    The splits are disjoint: SynthRS draws each split from its own seed space (``split_seed``).
+    The splits are disjoint: SynthRS draws each split from its own seed space (``split_seed``). Splits named
+    in ``twin_splits`` hold SynthRS-hard twin scenes (``generate_split(twins=True)``).
     """
     from clvnet.data.synth import SYNTHRS_VERSION, generate_split
 
@@ -71,7 +73,10 @@ def make_data(out: Path, num: dict[str, int], seed: int = 0) -> dict[str, Path]:
     for split, n in num.items():
         folder = out / split
         stamp = folder / "quickstart_stamp.json"
-        want = {"num": n, "seed": seed, "split": split, "synthrs": SYNTHRS_VERSION}
+        twins = split in twin_splits
+        want: dict[str, Any] = {"num": n, "seed": seed, "split": split, "synthrs": SYNTHRS_VERSION}
+        if twins:
+            want["twins"] = True
         if stamp.is_file() and json.loads(stamp.read_text()).get("spec") == want:
             paths[split] = Path(json.loads(stamp.read_text())["jsonl"])
             if paths[split].is_file():
@@ -79,7 +84,7 @@ def make_data(out: Path, num: dict[str, int], seed: int = 0) -> dict[str, Path]:
         if folder.exists():
             shutil.rmtree(folder)
         t0 = time.perf_counter()
-        jsonl = Path(generate_split(folder, n, seed, split=split))
+        jsonl = Path(generate_split(folder, n, seed, split=split, twins=twins))
         stamp.write_text(json.dumps({"spec": want, "jsonl": str(jsonl)}))
         log.info("SynthRS %s: %d scenes in %.1f s", split, n, time.perf_counter() - t0)
         paths[split] = jsonl

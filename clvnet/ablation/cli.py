@@ -4,7 +4,8 @@
 
 Every variant is an experiment config under ``clvnet/configs/experiments/synthrs_ablation/`` (composing the
 quickstart's, which is the full model), trained for ``--steps`` optimiser steps with each seed on SynthRS
-generated once under ``OUT/data``, and evaluated on SynthRS-test (and any ``--test-split``). Runs that
+generated once under ``OUT/data``, and evaluated on SynthRS-test and SynthRS-hard (twin scenes; the
+twin-confusion rate is a column) and any ``--test-split``. Runs that
 give the same model are run once (lambda = 0 is "neither loss"; greedy decoding evaluates the full
 model's checkpoints). The call is resumable: finished runs are skipped. It writes ``results.json``,
 ``table.md``, ``table.html`` and ``plot.png`` into ``OUT`` (after every finished run, too).
@@ -20,7 +21,10 @@ from pathlib import Path
 # at about 3 minutes each, set-up and evaluation included (docs/ablations.md, "Sizing").
 DEFAULT_STEPS = 300
 DEFAULT_NUM_TEST = 200
+DEFAULT_NUM_HARD = 100
 DEFAULT_NUM_VAL = 32
+# Always computed: the twin-confusion rate (lower is better), on every test split.
+DEFAULT_METRICS = ("clvnet.ablation.metrics:twin_confusion_rate",)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,14 +50,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         f"(default {DEFAULT_NUM_VAL})")
     p.add_argument("--num-test", type=int, default=DEFAULT_NUM_TEST,
                    help=f"SynthRS-test scenes every run is evaluated on (default {DEFAULT_NUM_TEST})")
+    p.add_argument("--num-hard", type=int, default=DEFAULT_NUM_HARD,
+                   help=f"SynthRS-hard (twin) test scenes every run is also evaluated on; 0 = none "
+                        f"(default {DEFAULT_NUM_HARD})")
     p.add_argument("--data-seed", type=int, default=0, help="SynthRS seed (splits stay disjoint)")
     p.add_argument("--test-split", action="append", default=[], metavar="NAME=JSONL",
-                   help="another test split to evaluate on (repeatable), e.g. SynthRS-hard=data/hard/records.jsonl")
+                   help="another test split to evaluate on (repeatable)")
     p.add_argument("--metric", action="append", default=[], metavar="MODULE:FUNCTION",
-                   help="an extra metric (repeatable): FUNCTION(gt records, predicted records) -> {name: value}")
+                   help="an extra metric (repeatable): FUNCTION(gt records, predicted records) -> {name: value}; "
+                        "the twin-confusion rate is always computed")
     p.add_argument("--no-java", action="store_true", help="skip METEOR (no Java needed)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every variant")
     p.set_defaults(func=_handler)
+
+
+HARD = "test-hard"   # the SynthRS-hard split's folder and seed space, as `clvnet data synth --twins` names it
 
 
 def _sha256(path: Path) -> str:
@@ -86,26 +97,31 @@ def _handler(args: argparse.Namespace) -> int:
                         ("--num-test", args.num_test)):
         if value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
-    if args.num_val < 0:
-        raise ValueError(f"--num-val must be at least 0, got {args.num_val}")
+    for name, value in (("--num-val", args.num_val), ("--num-hard", args.num_hard)):
+        if value < 0:
+            raise ValueError(f"{name} must be at least 0, got {value}")
     extra = [_extra_split(a) for a in args.test_split]
-    for spec in args.metric:
+    metrics = [*DEFAULT_METRICS, *(m for m in args.metric if m not in DEFAULT_METRICS)]
+    for spec in metrics:
         load_metric(spec)
     num_train = args.num_train if args.num_train is not None else default_num_train(args.steps)
     if num_train < 1:
         raise ValueError(f"--num-train must be at least 1, got {num_train}")
 
     out = Path(args.out)
-    sizes = {"train": num_train, "test": args.num_test, **({"val": args.num_val} if args.num_val else {})}
-    data = make_data(out / "data", sizes, args.data_seed)
+    sizes = {"train": num_train, "test": args.num_test, **({"val": args.num_val} if args.num_val else {}),
+             **({HARD: args.num_hard} if args.num_hard else {})}
+    data = make_data(out / "data", sizes, args.data_seed, twin_splits=(HARD,))
     spec = {"seed": args.data_seed, "synthrs": SYNTHRS_VERSION}
     splits = [TestSplit("SynthRS-test", data["test"].resolve(), {**spec, "num": args.num_test, "split": "test"})]
-    # SynthRS-hard: pass it with --test-split until the generator ships the split; then add it here.
+    if args.num_hard:
+        splits.append(TestSplit("SynthRS-hard", data[HARD].resolve(),
+                                {**spec, "num": args.num_hard, "split": HARD, "twins": True}))
     splits += [TestSplit(name, path, {"sha256": _sha256(path)}) for name, path in extra]
     run = SuiteRun(out=out, variants=variants, seeds=list(range(args.seeds)), steps=args.steps,
                    train_jsonl=data["train"].resolve(), val_jsonl=data["val"].resolve() if "val" in data else None,
                    data_spec={**spec, "train": num_train, "val": args.num_val}, test_splits=splits,
-                   suite=args.suite, jobs=args.jobs, overrides=list(args.overrides), metrics=list(args.metric),
+                   suite=args.suite, jobs=args.jobs, overrides=list(args.overrides), metrics=metrics,
                    use_java=not args.no_java)
     results = run_suite(run)
     failed = sum(r["status"] == "failed" for r in results["runs"])

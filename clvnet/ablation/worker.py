@@ -8,8 +8,9 @@ training) and the test splits. Every result is a JSON file written atomically as
 
 * ``train.json``: ``status`` (``ok`` / ``failed``), ``error``, ``steps``, ``max_steps``, ``train_wall_s``
   (the training loop), ``samples_per_s``, ``checkpoint``;
-* one file per (decoding, split): ``status``, ``error``, ``metrics`` (the GCG metrics and the extra ones,
-  whose names are in ``extra_names``), ``eval_wall_s``, ``n_scenes``, with the predictions beside it
+* one file per (decoding, split): ``status``, ``error``, ``metrics`` (the GCG metrics and the extra ones;
+  the names of their numeric values, the table's extra columns, in ``extra_names``), ``eval_wall_s``,
+  ``n_scenes``, with the predictions beside it
   (``*.preds.jsonl``).
 
 A finished training is not repeated (its checkpoint is reused for new decodings or splits); a failed one
@@ -37,7 +38,7 @@ log = logging.getLogger("clvnet.ablate")
 # What every run imports: loaded once into the fork server (a module that fails to import is skipped).
 PRELOAD: tuple[str, ...] = (
     "torch", "clvnet.engine.trainer", "clvnet.models.build", "clvnet.models.generation", "clvnet.quickstart",
-    "clvnet.eval.evaluator", "clvnet.data.dataset", "transformers.models.clip.modeling_clip",
+    "clvnet.eval.evaluator", "clvnet.eval.twins", "clvnet.data.dataset", "transformers.models.clip.modeling_clip",
     "transformers.models.llama.modeling_llama", "transformers.models.sam2.modeling_sam2",
     "transformers.models.sam.modeling_sam", "transformers.models.bert.modeling_bert",
     "transformers.models.auto.modeling_auto", "transformers.models.auto.tokenization_auto")
@@ -45,7 +46,8 @@ MetricFn = Callable[[list[Any], list[Any]], dict[str, float]]
 
 
 def load_metric(spec: str) -> MetricFn:
-    """The function named ``module:function``; it maps ``(gt records, predicted records)`` to ``{name: value}``.
+    """The function named ``module:function``; it maps ``(gt records, predicted records)`` to ``{name: value}``
+    (numbers or ``None`` become table columns; other values are only kept in the results).
 
     Raises:
         ValueError: ``spec`` is not ``module:function`` or names nothing callable.
@@ -144,7 +146,8 @@ def evaluate_all(job: dict[str, Any], checkpoint: Path) -> None:
                     if not isinstance(extra, dict):
                         raise TypeError(f"metric {spec} returned {type(extra).__name__}, not a dict")
                     metrics.update(extra)
-                    extra_names += [k for k in extra if k not in extra_names]
+                    extra_names += [k for k, v in extra.items() if k not in extra_names
+                                    and (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)))]
                 write_jsonl(preds, out.with_suffix(".preds.jsonl"))
             except Exception as exc:
                 traceback.print_exc()

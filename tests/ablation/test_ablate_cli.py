@@ -1,8 +1,9 @@
 """``clvnet ablate`` end to end through the real CLI, shrunk to a few scenes and steps.
 
 Two seeds of the full model, greedy decoding (which reuses the full model's checkpoints), "neither
-loss" and lambda = 0 (one run on two rows), and a variant of our own that fails; then a second call
-that finds everything done.
+loss" and lambda = 0 (one run on two rows), and a variant of our own that fails, evaluated on
+SynthRS-test and SynthRS-hard with the twin-confusion rate and a metric of the test's own; then a
+second call that finds everything done.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ FULL_YAML = packaged_configs() / "experiments" / "synthrs_ablation" / "full.yaml
 
 def _args(out: Path) -> list[str]:
     return ["ablate", "--steps", "2", "--seeds", "2", "--jobs", "2", "--num-train", "16", "--num-val", "0",
-            "--num-test", "4", "--no-java", "--out", str(out), "--metric", "ablationhelpers:phrases_per_scene",
-            *SMALL]
+            "--num-test", "4", "--num-hard", "3", "--no-java", "--out", str(out),
+            "--metric", "ablationhelpers:phrases_per_scene", *SMALL]
 
 
 def test_ablate_runs_dedups_reports_failures_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -41,9 +42,11 @@ def test_ablate_runs_dedups_reports_failures_and_resumes(tmp_path: Path, capsys:
         for seed in (0, 1):
             r = runs[(name, seed)]
             assert r["status"] == "ok" and r["steps"] == 2 and r["train_wall_s"] > 0, (name, seed)
-            m = r["metrics"]["SynthRS-test"]
+            m, hard = r["metrics"]["SynthRS-test"], r["metrics"]["SynthRS-hard"]
             assert m["counts"]["images"] == 4 and all(isinstance(m[k], float) for k in ("CIDEr", "AP50", "mIoU"))
-            assert m["gt phrases/scene"] > 0 and r["extra_names"] == ["pred phrases/scene", "gt phrases/scene"]
+            assert hard["counts"]["images"] == 3 and "twin_confusion" in hard and "twin confusion" in hard
+            assert m["gt phrases/scene"] > 0
+            assert r["extra_names"] == ["twin confusion", "pred phrases/scene", "gt phrases/scene"]
     for seed in (0, 1):
         assert runs[("broken", seed)]["status"] == "failed"
         assert "Invalid learning rate" in runs[("broken", seed)]["error"]
@@ -54,7 +57,8 @@ def test_ablate_runs_dedups_reports_failures_and_resumes(tmp_path: Path, capsys:
     assert len(list((out / "runs").glob("full-*/seed0/eval-*-SynthRS-test-*.json"))) == 2   # beams and greedy
 
     md = (out / "table.md").read_text()
-    assert "## SynthRS-test (4 scenes)" in md and "pred phrases/scene Δ (t)" in md
+    assert "## SynthRS-test (4 scenes)" in md and "## SynthRS-hard (3 scenes)" in md
+    assert "| twin confusion | twin confusion Δ (t) | twin confusion paper Δ |" in md and "pred phrases/scene Δ (t)" in md
     row = next(line for line in md.splitlines() if line.startswith("| w/o L_csc and L_rec |"))
     assert "| 2/2 |" in row and "same run as λ = 0" in row and "| -0.8 |" in row    # Table IV's CIDEr Δ
     assert "evaluates the checkpoints of full model" in md
@@ -90,6 +94,7 @@ def test_a_worker_that_dies_is_recorded_as_failed(tmp_path: Path) -> None:
     (["--variants", "full,nope"], "unknown variant 'nope'"),
     (["--jobs", "0"], "--jobs must be at least 1"),
     (["--seeds", "0"], "--seeds must be at least 1"),
+    (["--num-hard", "-1"], "--num-hard must be at least 0"),
     (["--metric", "nodots"], "must look like module:function"),
     (["--metric", "clvnet.nope:f"], "No module named"),
     (["--test-split", "hard"], "must look like NAME=JSONL"),
