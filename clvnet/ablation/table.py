@@ -24,7 +24,7 @@ LEGEND = (
     "two-sided 5% critical value of Student's t at the Welch-Satterthwaite degrees of freedom (rounded down), "
     "i.e. a difference larger than the seed spread. 'Beyond the spread' lists those metrics, ↓ where the "
     "variant scores lower (for CIDEr, METEOR, AP50, mIoU and Recall: the full model beats the ablation) and "
-    "↑ where it scores higher. Paper Δ: the same row's difference to the full model in the paper's table "
+    "↑ where it scores higher (for the twin-confusion rate, in percent, lower is better). Paper Δ: the same row's difference to the full model in the paper's table "
     "(GeoPixelD, 7B model), n/a where the paper has no such row or metric.")
 
 
