@@ -33,8 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("clvnet.quickstart")
 DEFAULT_CONFIG = "experiments/quickstart"
 TARGETS = {"mIoU": 55.0, "AP50": 40.0, "METEOR": 35.0}
-# Training scenes: 4,000 for the default step count (about 7 passes), 2.5 a step beyond it (4,000 at
-# 1,600 steps). A fixed 4,000 scenes overfit the captions in longer runs; docs/quickstart-tuning.md has
+# Training scenes: 2.5 a step, at least 4,000 (which covers the default step count). A fixed 4,000 scenes overfit the captions in longer runs; docs/quickstart-tuning.md has
 # the measurements (they were taken with the former time budget of 400 scenes a minute).
 MIN_TRAIN = 4000
 SCENES_PER_STEP = 2.5
