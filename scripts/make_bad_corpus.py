@@ -20,22 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from clvnet.data.record import MAX_CAPTION_CHARS, MAX_PHRASES
+from clvnet.data.rle import counts_to_string
+
 H, W = 24, 32
-MAX_CAPTION_CHARS, MAX_PHRASES = 20_000, 256  # clvnet.data.record's limits (the script imports no clvnet)
-
-
-def rle_string(runs: list[int]) -> str:
-    """COCO's compressed counts string for ``runs`` (pycocotools' ``rleToString``), for any run lengths."""
-    out = []
-    for i, run in enumerate(runs):
-        x = run - runs[i - 2] if i > 2 else run
-        more = True
-        while more:
-            c = x & 0x1F
-            x >>= 5
-            more = x != -1 if c & 0x10 else x != 0
-            out.append(chr(48 + (c | 0x20 if more else c)))
-    return "".join(out)
 
 
 def rect_rle(y0: int, y1: int, x0: int, x1: int) -> dict[str, Any]:
@@ -45,7 +33,7 @@ def rect_rle(y0: int, y1: int, x0: int, x1: int) -> dict[str, Any]:
     flat = m.reshape(-1, order="F")
     bounds = np.concatenate([[0], np.flatnonzero(np.diff(flat)) + 1, [flat.size]])
     runs = np.diff(bounds).tolist()
-    return {"size": [H, W], "counts": rle_string([0, *runs] if flat[0] else runs)}
+    return {"size": [H, W], "counts": counts_to_string([0, *runs] if flat[0] else runs)}
 
 
 def record(rid: str) -> dict[str, Any]:
@@ -72,10 +60,10 @@ def record_cases() -> dict[str, bytes]:
         r["phrases"][0]["masks"][0] = {"size": size or [H, W], "counts": counts}
         return r
 
-    cases["rle_counts_short"] = _jsonl(good, with_mask(rle_string([0, H * W - 100])))
-    cases["rle_counts_long"] = _jsonl(good, with_mask(rle_string([0, H * W, 500])))
+    cases["rle_counts_short"] = _jsonl(good, with_mask(counts_to_string([0, H * W - 100])))
+    cases["rle_counts_long"] = _jsonl(good, with_mask(counts_to_string([0, H * W, 500])))
     cases["rle_garbage"] = _jsonl(good, with_mask("garbage!!"))
-    cases["rle_size_mismatch"] = _jsonl(good, with_mask(rle_string([H * W * 4]), [2 * H, 2 * W]))
+    cases["rle_size_mismatch"] = _jsonl(good, with_mask(counts_to_string([H * W * 4]), [2 * H, 2 * W]))
     cases["invalid_utf8"] = _jsonl(good, json.dumps(bad).encode().replace(b"red car", b"red \xff\xfe car", 1) + b"\n")
     cases["not_json"] = _jsonl(good, json.dumps(bad).encode()[:90] + b"\n")
     missing = copy.deepcopy(bad)

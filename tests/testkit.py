@@ -12,6 +12,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from clvnet.data.rle import counts_to_string
+
 SCRIPT = ["A", " scene", "!", " The", " ", "<p>", " car", "</p>", "[SEG]", " parked", "."]
 CAPTIONS = ["A scene! The <p> car </p> [SEG] parked. A road with <p> trees </p> [SEG] near water."] * 4
 
@@ -77,21 +79,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def rle_string(runs: list[int]) -> str:
-    """COCO's compressed counts string for ``runs`` (pycocotools' ``rleToString``), for any run lengths.
-
-    pycocotools only encodes masks, so this is how tests write RLEs whose runs do not cover the mask.
-    """
-    out = []
-    for i, run in enumerate(runs):
-        x = run - runs[i - 2] if i > 2 else run
-        more = True
-        while more:
-            c = x & 0x1F
-            x >>= 5
-            more = x != -1 if c & 0x10 else x != 0
-            out.append(chr(48 + (c | 0x20 if more else c)))
-    return "".join(out)
+rle_string = counts_to_string   # the shorter name the tests use
 
 
 def run_cli(args: list[str], timeout: float = 60.0, cwd: Path | None = None) -> tuple[int, str, float]:

@@ -130,6 +130,24 @@ def counts_from_string(counts: str | bytes) -> np.ndarray:
     return np.asarray(_runs(counts), dtype=np.int64)
 
 
+def counts_to_string(runs: list[int]) -> str:
+    """The compressed COCO ``counts`` string of ``runs`` (pycocotools' ``rleToString``), for any run lengths.
+
+    The inverse of :func:`counts_from_string`. pycocotools only encodes masks, so this is how tests and the
+    bad-input corpus write RLEs whose runs do not cover their mask.
+    """
+    out = []
+    for i, run in enumerate(runs):
+        x = run - runs[i - 2] if i > 2 else run
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = x != -1 if c & 0x10 else x != 0
+            out.append(chr(48 + (c | 0x20 if more else c)))
+    return "".join(out)
+
+
 def _runs(counts: str | bytes) -> list[int] | np.ndarray:
     """:func:`counts_from_string` as a list (short strings) or an int64 array (long ones)."""
     raw = counts.encode("ascii", errors="replace") if isinstance(counts, str) else bytes(counts)
