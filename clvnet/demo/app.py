@@ -58,7 +58,7 @@ SYNTH_EXAMPLES: tuple[tuple[str, str], ...] = (
 )
 REAL_EXAMPLE = "aerial_residential.jpg"
 REAL_LABEL = "Real aerial photo (residential, pools, cars)"
-REAL_LABEL_OOD = "Real aerial photo: outside what this SynthRS-only model knows"
+REAL_LABEL_OOD = "Real photo: out of domain for this model"
 CSS = """
 .clv-caption { font-size: 1.05rem; line-height: 1.7; min-height: 2.5em; }
 .clv-streaming::after { content: "\u258c"; opacity: 0.6; }
