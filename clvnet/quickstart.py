@@ -189,6 +189,7 @@ def run_quickstart(args: argparse.Namespace) -> Path:
     result = evaluate_run(ckpt, data["train"], data["test"], cfg, out, n_scenes=args.scenes,
                           use_java=not args.no_java)
     timings["evaluation + baseline + scenes (s)"] = time.perf_counter() - t0
+    add_card_metrics(ckpt, "synthrs-test", result["model"])
     timings["total (s)"] = time.perf_counter() - t_start
 
     facts: dict[str, Any] = {
@@ -206,6 +207,15 @@ def run_quickstart(args: argparse.Namespace) -> Path:
     md = write_quickstart_report(out, result, ckpt, facts, cfg, capped=capped)
     print(f"report: {md}\nreport: {md.with_suffix('.html')}\ncheckpoint: {ckpt}")
     return md
+
+
+def add_card_metrics(ckpt: Path, split: str, metrics: dict[str, Any]) -> None:
+    """Write the test metrics (CIDEr, METEOR, AP50, mIoU, Recall) into the checkpoint's model card."""
+    from clvnet.models.card import add_metrics
+
+    keep = {k: metrics[k] for k in ("CIDEr", "METEOR", "AP50", "mIoU", "Recall") if metrics.get(k) is not None}
+    if add_metrics(ckpt, split, keep) is None:
+        log.warning("%s has no model card: test metrics not recorded there", ckpt)
 
 
 # --------------------------------------------------------------------------- evaluation

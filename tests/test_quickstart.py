@@ -39,6 +39,11 @@ def test_quickstart_writes_report_with_table(tmp_path: Path, capsys: pytest.Capt
     scenes = sorted(p.name for p in (out / "scenes").iterdir())
     assert len(scenes) == 2 and all(f"scenes/{s}" in html for s in scenes)
     assert (out / "checkpoint" / "model.safetensors").is_file()
+    from clvnet.models.card import load_card
+
+    card = load_card(out / "checkpoint")  # the trainer's card, with the quickstart's test metrics added
+    assert card is not None and card.synthetic_only and card.steps == 3
+    assert set(card.metrics) == {"synthrs-test"} and {"mIoU", "AP50"} <= set(card.metrics["synthrs-test"])
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["baseline"]["mIoU"] is not None and metrics["model"]["counts"]["images"] == 4
     # the data is reused on a second run with the same sizes (no regeneration)

@@ -72,6 +72,13 @@ def make_scripted_checkpoint(out: Path, script: list[str] = SCRIPT) -> Path:
     return out
 
 
+def question_card() -> Any:
+    """A model card that says the model was trained with questions (so the demo sends them on)."""
+    from clvnet.models.card import ModelCard
+
+    return ModelCard(data_name="test", trained_with_questions=True)
+
+
 def free_port() -> int:
     """A TCP port that is free on 127.0.0.1 right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -17,13 +17,13 @@ __all__ = ["build_app", "launch_app"]
 
 
 def build_app(predictor: Any, *, max_boxes: int = 4, workdir: str | Path | None = None,
-              title: str = "CLV-Net demo", max_pixels: int | None = None) -> gr.Blocks:
+              title: str = "CLV-Net demo", max_pixels: int | None = None, card: Any = None) -> gr.Blocks:
     """Build the demo app around a loaded ``Predictor``; see :func:`clvnet.demo.app.build_app`."""
     from clvnet.demo.app import build_app as _build
     from clvnet.demo.service import MAX_PIXELS
 
     return _build(predictor, max_boxes=max_boxes, workdir=workdir, title=title,
-                  max_pixels=MAX_PIXELS if max_pixels is None else max_pixels)
+                  max_pixels=MAX_PIXELS if max_pixels is None else max_pixels, card=card)
 
 
 def launch_app(demo: gr.Blocks, **kwargs: Any) -> Any:

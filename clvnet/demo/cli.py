@@ -53,10 +53,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-megapixels must be > 0, got {args.max_megapixels}")
     from clvnet.demo import build_app, launch_app
     from clvnet.inference.predictor import Predictor
+    from clvnet.models.card import card_line, load_card
 
+    card = load_card(args.checkpoint)  # a malformed card is an error naming the file
+    print(card_line(args.checkpoint))
     predictor = Predictor.from_pretrained(args.checkpoint, device=args.device,
                                           trust_remote_code=args.trust_remote_code)
-    demo = build_app(predictor, max_boxes=args.max_boxes, max_pixels=int(args.max_megapixels * 1e6))
+    demo = build_app(predictor, max_boxes=args.max_boxes, max_pixels=int(args.max_megapixels * 1e6), card=card)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("binding to %s: the demo is reachable from other machines", args.host)
     launch_app(demo, host=args.host, port=args.port, share=args.share, max_upload_mb=args.max_upload_mb)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import math
 import re
 import shutil
@@ -29,7 +30,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+log = logging.getLogger(__name__)
 Box = tuple[float, float, float, float]
+RGB = tuple[int, int, int]
+# Box outlines: bright, far from each other and from the first phrase colours (clvnet.viz), readable on imagery.
+BOX_COLORS: tuple[RGB, ...] = ((255, 214, 0), (0, 229, 255), (255, 64, 255), (118, 255, 3), (255, 145, 0),
+                               (255, 255, 255), (255, 128, 171), (128, 216, 255))
+OUTSIDE_SHARE = 0.5  # a mask that keeps less than this share of its predicted pixels inside the image is flagged
+COLOR_Z = 2.0        # an image whose channel mean is this many training stds from the training mean gets a note
 PREVIEW_MAX = 1024  # longest side of the picture shown in the box annotator
 RESULT_TTL_S = 3600.0  # request folders older than this are deleted
 MAX_PIXELS = 100_000_000  # default largest image per request (10,000 x 10,000)
@@ -41,6 +49,94 @@ _ABS_PATH = re.compile(r"(?<![\w:./~-])/(?:[^\s'\"/:;,()<>]+/)+([^\s'\"/:;,()<>]
 def scrub_paths(text: str) -> str:
     """``text`` with every absolute path replaced by its last component (server paths stay private)."""
     return _ABS_PATH.sub(r"\1", text)
+
+
+def box_color(k: int) -> RGB:
+    """The colour of the ``k``-th box (0-based, in drawing order); distinct for any ``k``."""
+    if k < len(BOX_COLORS):
+        return BOX_COLORS[k]
+    import colorsys
+
+    r, g, b = colorsys.hsv_to_rgb((0.07 + k * 0.618033988749895) % 1.0, 0.9, 1.0)
+    return (round(r * 255), round(g * 255), round(b * 255))
+
+
+def assign_box_colors(current: Sequence[Any]) -> list[RGB]:
+    """Colours for boxes in drawing order: a box keeps its colour when it already has one of the demo's and no
+    earlier box took it (so colours stay put across runs and deletions); any other box gets the first free one."""
+    taken: set[RGB] = set()
+    keep: list[RGB | None] = []
+    for c in current:
+        try:
+            rgb = tuple(int(v) for v in c)
+        except (TypeError, ValueError):
+            rgb = ()
+        ok = len(rgb) == 3 and rgb not in taken and rgb in BOX_COLORS
+        keep.append(rgb if ok else None)  # type: ignore[arg-type]
+        if ok:
+            taken.add(rgb)  # type: ignore[arg-type]
+    out: list[RGB] = []
+    k = 0
+    for c in keep:
+        if c is None:
+            while box_color(k) in taken:
+                k += 1
+            c = box_color(k)
+            taken.add(c)
+        out.append(c)
+    return out
+
+
+def unrotate_box(box: Box, orientation: int, width: float, height: float) -> Box:
+    """A box drawn on the annotator's view rotated ``orientation`` quarter turns clockwise, in the unrotated
+    ``width`` x ``height`` image (the annotator reports boxes in the rotated view's coordinates)."""
+    x0, y0, x1, y1 = box
+    o = int(orientation) % 4
+    if o == 0:
+        return box
+    if o == 1:    # view (x', y') = (H - y, x)
+        return (y0, height - x1, y1, height - x0)
+    if o == 2:    # view (x', y') = (W - x, H - y)
+        return (width - x1, height - y1, width - x0, height - y0)
+    return (width - y1, x0, width - y0, x1)  # o == 3: view (x', y') = (y, W - x)
+
+
+def phrase_flags(pred: Any, height: int, width: int) -> list[str | None]:
+    """Per phrase: "no mask" when its full-resolution mask is empty, "mostly outside the image" when it keeps
+    less than ``OUTSIDE_SHARE`` of the pixels the model predicted (the rest fell on no-data or outside), else None.
+    """
+    from clvnet.data import rle as rle_utils
+
+    logits = getattr(pred, "mask_logits", None)
+    shares: list[float | None] = []
+    if logits is not None:
+        arr = np.asarray(logits.float().cpu() if hasattr(logits, "cpu") else logits)
+        shares = [float((a > 0).mean()) for a in arr]
+    out: list[str | None] = []
+    for i, p in enumerate(pred.phrases):
+        area = sum(rle_utils.area(m) for m in p.masks) if p.masks else 0
+        model = shares[i] if i < len(shares) else None
+        if area == 0:
+            out.append("no mask: the model found no pixels for this phrase")
+        elif model and area / float(height * width) < OUTSIDE_SHARE * model:
+            out.append("mostly outside the image: most of this mask fell outside the image's valid pixels")
+        else:
+            out.append(None)
+    return out
+
+
+def color_note(rgb: np.ndarray, stats: Any) -> str:
+    """A warning when the image's per-channel mean is far (``COLOR_Z`` stds) from the training images' ("" if not
+    or without statistics). A cheap out-of-distribution hint, not a verdict."""
+    if stats is None:
+        return ""
+    px = rgb.reshape(-1, 3).astype(np.float64)
+    mean = px.mean(0)
+    z = [abs(m - tm) / max(ts, 1.0) for m, tm, ts in zip(mean, stats.mean, stats.std)]
+    if max(z) < COLOR_Z:
+        return ""
+    return (f"its colours are unlike the training images' (channel means {', '.join(f'{m:.0f}' for m in mean)} "
+            f"vs {', '.join(f'{m:.0f}' for m in stats.mean)}): expect the model to be wrong here")
 
 
 class DemoInputError(ValueError):
@@ -59,6 +155,9 @@ class LoadedImage:
         preview_path: an RGB PNG, longest side at most ``PREVIEW_MAX``, shown in the box annotator.
         scale: full-resolution pixels per preview pixel (>= 1).
         georeferenced: whether the file carries a CRS and geotransform (then GeoJSON is offered).
+        preview_width: width of the preview in pixels.
+        preview_height: height of the preview in pixels.
+        color_note: a warning when the image's colours are unlike the training images' ("" otherwise).
     """
 
     path: str
@@ -68,6 +167,9 @@ class LoadedImage:
     preview_path: str
     scale: float
     georeferenced: bool
+    preview_width: int = 0
+    preview_height: int = 0
+    color_note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (kept in the page's session state)."""
@@ -92,6 +194,9 @@ class BoxResult:
         overlay_path: the overlay PNG.
         files: downloads: the JSON record, the overlay PNG and, for GeoTIFF input, GeoJSON.
         timings: seconds spent per stage, as reported by the predictor.
+        box_color: the box's colour (its heading swatch and its outline in the overlay).
+        flags: per phrase, why its mask is not to be trusted ("no mask", "mostly outside the image") or None.
+        legend_html: the phrases as a list with their colours, flagged ones struck through.
     """
 
     index: int
@@ -102,6 +207,9 @@ class BoxResult:
     overlay_path: str
     files: list[str]
     timings: dict[str, float] = field(default_factory=dict)
+    box_color: RGB = (255, 255, 255)
+    flags: list[str | None] = field(default_factory=list)
+    legend_html: str = ""
 
 
 @dataclass
@@ -226,15 +334,17 @@ class DemoService:
         workdir: folder for previews and downloads; a fresh temporary folder when None.
         max_boxes: most boxes per request.
         max_pixels: most pixels (height x width) of an image.
+        card: the checkpoint's :class:`clvnet.models.card.ModelCard` (None: it has none).
     """
 
     def __init__(self, predictor: Any, workdir: str | Path | None = None, max_boxes: int = 4,
-                 max_pixels: int = MAX_PIXELS) -> None:
+                 max_pixels: int = MAX_PIXELS, card: Any = None) -> None:
         if max_boxes < 1:
             raise ValueError(f"max_boxes must be >= 1, got {max_boxes}")
         if max_pixels < 1:
             raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
         self.predictor = predictor
+        self.card = card
         self.max_boxes = max_boxes
         self.max_pixels = max_pixels
         if workdir is None:
@@ -242,6 +352,13 @@ class DemoService:
             atexit.register(shutil.rmtree, workdir, True)
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def accepts_questions(self) -> bool:
+        """Whether the model was trained with user questions (its card says so); otherwise a question is a
+        prompt it never saw, and it answers with a degenerate caption ("a top-down view of a top-down view
+        of ..."), so none is sent."""
+        return bool(self.card is not None and self.card.trained_with_questions)
 
     # -- uploads --------------------------------------------------------------------------------------
     def _request_dir(self) -> Path:
@@ -273,8 +390,10 @@ class DemoService:
                 rgb = raster.preview().rgb
         except DemoInputError:
             raise
-        except (DataError, ValueError, OSError) as exc:
-            raise DemoInputError(f"Cannot read {path.name} as an image: {scrub_paths(str(exc))}") from None
+        except (DataError, ValueError, OSError):
+            # the reason would name the server's copy of the file and the imaging library: keep it in the log
+            log.info("cannot read upload %s", path, exc_info=True)
+            raise DemoInputError(f"{path.name} is not a readable image (PNG, JPEG or GeoTIFF).") from None
         preview = Image.fromarray(rgb)
         if max(preview.size) > PREVIEW_MAX:
             f = PREVIEW_MAX / max(preview.size)
@@ -282,8 +401,11 @@ class DemoService:
                                      Image.Resampling.LANCZOS)
         preview_path = self._request_dir() / f"{path.stem}_preview.png"
         preview.save(preview_path)
+        stats = getattr(self.card, "image_stats", None)
         return LoadedImage(path=str(path), name=path.name, height=height, width=width,
-                           preview_path=str(preview_path), scale=width / preview.width, georeferenced=geo)
+                           preview_path=str(preview_path), scale=width / preview.width, georeferenced=geo,
+                           preview_width=preview.width, preview_height=preview.height,
+                           color_note=color_note(rgb, stats))
 
     def _open(self, path: str | Path) -> Any:
         """Open a raster with the predictor's own band/stretch options (plain defaults without a predictor)."""
@@ -313,6 +435,11 @@ class DemoService:
         query = _clean_query(query)
         if query is None:
             return None
+        if not self.accepts_questions:
+            why = ("its model card says it was trained without questions" if self.card is not None
+                   else "it has no model card, and checkpoints trained by clvnet see no questions")
+            raise DemoInputError(f"This model cannot answer questions: {why} (every training prompt was the same "
+                                 "captioning instruction). Leave the question empty.")
         limit = getattr(self.predictor, "max_query_tokens", lambda: None)()
         if limit is None:  # a predictor that cannot count tokens: a plain character cap
             if len(query) > MAX_QUERY_CHARS:
@@ -339,7 +466,7 @@ class DemoService:
         return [f"{stem}_box{k + 1}" for k in range(n)]
 
     def run(self, image: LoadedImage, boxes: Sequence[Box], query: str | None = None,
-            box_crs: str | None = None) -> list[BoxResult]:
+            box_crs: str | None = None, colors: Sequence[RGB] | None = None) -> list[BoxResult]:
         """Predict all boxes in one call and write their outputs (what ``predict_api`` returns).
 
         Args:
@@ -347,6 +474,7 @@ class DemoService:
             boxes: pixel boxes ``(x0, y0, x1, y1)``, or map boxes ``(xmin, ymin, xmax, ymax)`` in ``box_crs``.
             query: optional question.
             box_crs: CRS of map-coordinate boxes (e.g. ``EPSG:4326``; georeferenced images only), None = pixels.
+            colors: one outline colour per box (default :func:`box_color` by position).
 
         Raises:
             DemoInputError: bad boxes (including map boxes off the image), a question too long for the model,
@@ -369,9 +497,11 @@ class DemoService:
         if len(preds) != len(boxes):
             raise RuntimeError(f"predictor returned {len(preds)} predictions for {len(boxes)} boxes")
         out_dir = self._request_dir()
-        return [self._finish(image, i, _box(p.box), p, out_dir) for i, p in enumerate(preds)]
+        cols = list(colors) if colors is not None else [box_color(k) for k in range(len(boxes))]
+        return [self._finish(image, i, _box(p.box), p, out_dir, cols[i]) for i, p in enumerate(preds)]
 
-    def stream(self, image: LoadedImage, boxes: Sequence[Box], query: str | None = None) -> Iterator[StreamEvent]:
+    def stream(self, image: LoadedImage, boxes: Sequence[Box], query: str | None = None,
+               colors: Sequence[RGB] | None = None) -> Iterator[StreamEvent]:
         """Like :meth:`run`, but yields each box's caption text as it is generated, then the box's result.
 
         The predictor's stream gives text pieces, then that box's prediction, box after box.
@@ -379,6 +509,7 @@ class DemoService:
         query = self.check_query(query)
         boxes = check_boxes(boxes, image.width, image.height, self.max_boxes)
         out_dir = self._request_dir()
+        cols = list(colors) if colors is not None else [box_color(k) for k in range(len(boxes))]
         i, text = 0, ""
         for item in self.predictor.predict(image.path, [list(b) for b in boxes], query=query,
                                            stream=True, ids=self._ids(image, len(boxes))):
@@ -388,50 +519,75 @@ class DemoService:
                 text += item
                 yield StreamEvent(index=i, text=text)
             else:
-                yield StreamEvent(index=i, text=text, result=self._finish(image, i, boxes[i], item, out_dir))
+                yield StreamEvent(index=i, text=text,
+                                  result=self._finish(image, i, boxes[i], item, out_dir, cols[i]))
                 i, text = i + 1, ""
         if i != len(boxes):
             raise RuntimeError(f"predictor streamed {i} predictions for {len(boxes)} boxes")
 
-    def _finish(self, image: LoadedImage, index: int, box: Box, pred: Any, out_dir: Path) -> BoxResult:
-        """Overlay, coloured caption and download files for one prediction."""
+    def _finish(self, image: LoadedImage, index: int, box: Box, pred: Any, out_dir: Path,
+                color: RGB) -> BoxResult:
+        """Overlay (box outlined in ``color``), coloured caption, legend and download files for one prediction."""
+        from clvnet.demo.render import legend_html
         from clvnet.viz import phrase_colors
 
         record = pred.to_record()
         colors = phrase_colors(len(record.phrases))
+        flags = phrase_flags(pred, image.height, image.width)
         stem = self._ids(image, index + 1)[index]
         overlay_path = out_dir / f"{stem}_overlay.png"
         with self._open(image.path) as raster:
             files = _write_outputs(pred, raster, overlay_path, out_dir / f"{stem}.json", out_dir / f"{stem}.geojson")
+            ph, pw = raster.preview().rgb.shape[:2]
+        outline_box(overlay_path, box, pw / image.width, ph / image.height, ph, pw, color)
         timings = {k: float(v) for k, v in (getattr(pred, "timings", None) or {}).items()}
         return BoxResult(index=index, box=box, record=record.to_dict(),
                          caption_html=split_caption_html(record.caption, record.phrases, colors,
-                                                         int(getattr(pred, "global_end", 0))),
-                         colors=colors, overlay_path=str(overlay_path), files=files, timings=timings)
+                                                         int(getattr(pred, "global_end", 0)), flags),
+                         colors=colors, overlay_path=str(overlay_path), files=files, timings=timings,
+                         box_color=color, flags=flags, legend_html=legend_html(record.phrases, colors, flags))
 
 
-def split_caption_html(caption: str, phrases: Sequence[Any], colors: Sequence[tuple[int, int, int]],
-                       global_end: int) -> str:
+def outline_box(path: Path, box: Box, sx: float, sy: float, height: int, width: int, color: RGB) -> None:
+    """Redraw the box outline of an overlay PNG (:func:`clvnet.viz.render_overlay` draws it white) in ``color``,
+    with the same geometry; ``sx``/``sy`` map full-resolution pixels to the overlay's ``width`` x ``height``."""
+    from PIL import ImageDraw
+
+    x0, y0, x1, y1 = box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy
+    x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
+    bw = max(2, max(1, round(min(height, width) / 300)) + 1)
+    with Image.open(path) as im:
+        img = im.convert("RGB")
+    ImageDraw.Draw(img).rectangle([x0, y0, x1 - 1, y1 - 1], outline=color, width=bw)
+    img.save(path)
+
+
+def split_caption_html(caption: str, phrases: Sequence[Any], colors: Sequence[RGB], global_end: int,
+                       flags: Sequence[str | None] | None = None) -> str:
     """The caption as HTML, the global scene summary and the box-centred details as two paragraphs.
 
-    Phrase ``i`` keeps its colour ``colors[i]`` and its ``data-phrase="i"`` index in both parts.
+    Phrase ``i`` keeps its colour ``colors[i]``, its ``data-phrase="i"`` index and its flag in both parts
+    (:func:`clvnet.demo.render.caption_html`).
 
     Args:
         caption: plain caption.
         phrases: phrases with spans into ``caption``.
         colors: one colour per phrase (as in the overlay).
         global_end: offset where the global part ends (0 or ``len(caption)``: one paragraph).
+        flags: per phrase, why its mask is suspect (struck through), or None.
     """
     from clvnet.data.record import Phrase
-    from clvnet.viz import caption_html
+    from clvnet.demo.render import caption_html
 
+    fl = list(flags) if flags is not None else [None] * len(phrases)
     if not 0 < global_end < len(caption):
-        return f'<p class="clv-local">{caption_html(caption, list(phrases), colors)}</p>'
+        return f'<p class="clv-local">{caption_html(caption, list(phrases), colors, fl)}</p>'
     head, tail = caption[:global_end], caption[global_end:]
-    # Phrases outside a part fail caption_html's span check and are left out of it; indices are kept.
+    # Phrases outside a part fail the span check and are left out of it; indices are kept.
     shifted = [Phrase(text=p.text, span=(p.span[0] - global_end, p.span[1] - global_end)) for p in phrases]
-    return (f'<p class="clv-global"><b>Scene:</b> {caption_html(head, list(phrases), colors)}</p>'
-            f'<p class="clv-local"><b>In the box:</b> {caption_html(tail.lstrip(), _lshift(shifted, tail), colors)}</p>')
+    return (f'<p class="clv-global"><b>Scene:</b> {caption_html(head, list(phrases), colors, fl)}</p>'
+            f'<p class="clv-local"><b>In the box:</b> '
+            f'{caption_html(tail.lstrip(), _lshift(shifted, tail), colors, fl)}</p>')
 
 
 def _lshift(phrases: list[Any], text: str) -> list[Any]:

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 
 from clvnet.config import save_yaml
 from clvnet.engine import checkpointing as ckpt
+from clvnet.engine.card import CardFacts
 from clvnet.engine.config import TrainConfig, check_paths, check_sizes
 from clvnet.engine.distributed import (
     ShardedResumableSampler,
@@ -45,6 +46,7 @@ from clvnet.engine.schedule import LRScheduler, step_progress, time_progress
 from clvnet.engine.state import TrainState, build_or_resume_model
 from clvnet.engine.validation import Collator, to_device, validate
 from clvnet.models import save_pretrained
+from clvnet.models.card import save_card
 
 log = logging.getLogger("clvnet.train")
 LOSS_KEYS = ("total", "caption", "mask_bce", "mask_dice", "csc", "rec")
@@ -94,7 +96,12 @@ class Trainer:
 
         # every record is checked up front (spans, limits, RLEs), so bad data fails now, not hours into the run
         check = cfg.data.dataset.validate
-        captions = [r.caption for r in read_jsonl(cfg.data.train, validate_records=check)]
+        train_records = read_jsonl(cfg.data.train, validate_records=check)
+        captions = [r.caption for r in train_records]
+        # what every checkpoint's model card says about the training data (clvnet.models.card)
+        image_root = Path(cfg.data.dataset.root) if cfg.data.dataset.root else Path(cfg.data.train).parent
+        self.card_facts = CardFacts.from_records(train_records, image_root, cfg.model.name)
+        del train_records
         if cfg.data.val:
             read_jsonl(cfg.data.val, validate_records=check)
         model = build_or_resume_model(cfg.model, captions, self.resume_dir)
@@ -223,6 +230,7 @@ class Trainer:
                 ckpt.write_training_state(tmp, optimizer_state=opt_state, rng_states=rngs,
                                           trainer_state=self.state.to_dict())
                 save_yaml(self.cfg, tmp / "train_config.yaml")
+                save_card(tmp, self.card_facts.card(steps=self.state.step, samples_seen=self._samples_seen()))
 
             ckpt.write_atomic_dir(name, fill)
             protect = {Path(self.state.best_path)} if self.state.best_path else set()
@@ -230,6 +238,10 @@ class Trainer:
             log.info("saved checkpoint %s", name)
         self.acc.wait_for_everyone()
         return name
+
+    def _samples_seen(self) -> int:
+        t = self.cfg.train
+        return self.state.step * t.batch_size * t.grad_accum * self.acc.num_processes
 
     # ------------------------------------------------------------------ the loop
     def _loader(self) -> DataLoader:

@@ -239,6 +239,9 @@ def handler(args: argparse.Namespace) -> int:
     predictor = Predictor.from_pretrained(args.checkpoint, device=args.device, raster=options,
                                           trust_remote_code=args.trust_remote_code,
                                           batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    from clvnet.models.card import card_line
+
+    print(card_line(args.checkpoint), file=sys.stderr)
     batch = args.images is not None
     failures: list[tuple[str, str]] = []
     bar = tqdm(tasks, desc="predict", unit="image", disable=not batch, file=sys.stderr)

@@ -46,17 +46,17 @@ def gcg_predictor(tiny_checkpoint: Path) -> Any:
 
 
 class Server:
-    """``server(predictor, max_boxes=4, **launch_kwargs) -> url`` builds and launches the app;
+    """``server(predictor, max_boxes=4, card=None, **launch_kwargs) -> url`` builds and launches the app;
     ``server.apps`` holds the launched ``gr.Blocks`` (closed after the test)."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.apps: list[Any] = []
 
-    def __call__(self, predictor: Any, max_boxes: int = 4, **kwargs: Any) -> str:
+    def __call__(self, predictor: Any, max_boxes: int = 4, card: Any = None, **kwargs: Any) -> str:
         from clvnet.demo import build_app, launch_app
 
-        demo = build_app(predictor, max_boxes=max_boxes, workdir=self.workdir / f"app{len(self.apps)}")
+        demo = build_app(predictor, max_boxes=max_boxes, workdir=self.workdir / f"app{len(self.apps)}", card=card)
         port = free_port()
         launch_app(demo, host="127.0.0.1", port=port, block=False, **kwargs)
         self.apps.append(demo)

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from testkit import question_card
 
-from clvnet.demo.service import DemoInputError, DemoService
+from clvnet.demo.service import DemoInputError, DemoService, box_color
 
 ASSETS = Path(__file__).resolve().parents[2] / "clvnet" / "demo" / "assets"
 AERIAL = ASSETS / "aerial_residential.jpg"
@@ -42,7 +43,8 @@ def test_predict_api_matches_the_predictor(serve: Callable[..., str], gcg_predic
     direct = gcg_predictor.predict(str(AERIAL), boxes, ids=["aerial_residential_box1", "aerial_residential_box2"])
 
     assert len(records) == len(overlays) == len(direct) == 2
-    for rec, overlay, pred in zip(records, overlays, direct):
+    for k, (rec, overlay, pred) in enumerate(zip(records, overlays, direct)):
+        assert tuple(rec["box_color"]) == box_color(k) and rec["flags"] == [None] * len(rec["phrases"])
         assert rec["id"] == pred.id and rec["box"] == [float(v) for v in pred.box]
         assert rec["caption"] == pred.caption and rec["caption"].strip()
         assert [(p["text"], tuple(p["span"])) for p in rec["phrases"]] == [(p.text, p.span) for p in pred.phrases]
@@ -53,7 +55,11 @@ def test_predict_api_matches_the_predictor(serve: Callable[..., str], gcg_predic
         with open_raster(AERIAL) as raster:
             expected = write_png(pred, raster, tmp_path / f"{pred.id}.png")
         shown = np.asarray(Image.open(overlay).convert("RGB"))
-        np.testing.assert_array_equal(shown, np.asarray(Image.open(expected).convert("RGB")))
+        want = np.asarray(Image.open(expected).convert("RGB"))
+        # the same overlay, except that the box outline (white there) is in the box's own colour
+        differ = (shown != want).any(axis=-1)
+        box_rgb = np.asarray(rec["box_color"], dtype=np.uint8)
+        assert differ.any() and (shown[differ] == box_rgb).all() and (want[differ] == 255).all()
         for color in rec["colors"]:  # the mask contour and legend are drawn in exactly the phrase's colour
             assert (shown == np.asarray(color, dtype=np.uint8)).all(axis=-1).sum() > 20
 
@@ -153,7 +159,7 @@ def test_unreadable_and_oversized_uploads_are_refused(serve: Callable[..., str],
     bad = tmp_path / "notes.png"
     bad.write_text("this is not an image")
     client = _client(serve(gcg_predictor, max_upload_mb=0.05))  # 50 kB; the example is ~90 kB
-    with pytest.raises(AppError, match=r"Cannot read notes\.png as an image"):
+    with pytest.raises(AppError, match=r"^notes\.png is not a readable image \(PNG, JPEG or GeoTIFF\)\.$"):
         client.predict(handle_file(str(bad)), "[[0, 0, 10, 10]]", "", api_name="/predict_api")
     assert AERIAL.stat().st_size > 50_000
     with pytest.raises(Exception, match=r"(?i)exceeds the maximum file size|file size|too large|413"):
@@ -180,7 +186,7 @@ def test_model_runs_one_request_at_a_time(serve: Any, gcg_predictor: Any) -> Non
     from gradio_client import handle_file
 
     timed = _Timed(gcg_predictor)
-    client = _client(serve(timed, max_upload_mb=7))
+    client = _client(serve(timed, max_upload_mb=7, card=question_card()))
     demo = serve.apps[-1]
     assert demo.max_file_size == 7 * 1024 * 1024 and demo.local_url.startswith("http://127.0.0.1:")
     queries = ["", "  Describe the pools. ", "   "]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit import question_card
 
 pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[2]
@@ -55,7 +56,7 @@ def test_example_box_run_shows_coloured_phrases_and_overlay(
     page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(url) else None)
     page.on("pageerror", lambda e: js_errors.append(str(e)))
     _open(page, url)
-    page.get_by_text("Real aerial scene", exact=False).first.click()
+    page.get_by_text("Real photo: out of domain", exact=False).first.click()
     page.wait_for_selector("#clv-annotator canvas", timeout=TIMEOUT_MS)
     page.wait_for_function("() => document.querySelector('#clv-status').innerText.includes('512x512')",
                            timeout=TIMEOUT_MS)
@@ -84,12 +85,12 @@ def test_example_box_run_shows_coloured_phrases_and_overlay(
 
     phrases = caption.locator(".clv-phrase")
     n = phrases.count()
-    if n:  # each phrase is drawn in exactly its mask's colour in the overlay
+    if n:  # each phrase's chip is in exactly its mask's colour in the overlay
         colors = phrase_colors(n)
         for i in range(n):
             el = phrases.nth(i)
             idx = int(el.get_attribute("data-phrase") or -1)
-            assert _rgb(el.evaluate("e => getComputedStyle(e).color")) == colors[idx]
+            assert _rgb(el.locator(".clv-chip").evaluate("e => getComputedStyle(e).backgroundColor")) == colors[idx]
     head = page.locator("#clv-head-0").inner_text()
     assert re.search(r"Box 1 \S?: \[\d+, \d+, \d+, \d+\]", head), head
     assert outside == [] and js_errors == []  # nothing fetched from elsewhere, no script errors
@@ -120,7 +121,7 @@ def test_upload_two_boxes_stream_into_two_result_blocks(
         serve: Callable[..., str], browser_page: Any, gcg_predictor: Any) -> None:
     paced = _Paced(gcg_predictor, delay_s=0.3)
     page = browser_page
-    _open(page, serve(paced))
+    _open(page, serve(paced, card=question_card()))  # a model trained with questions: the box is shown
     synth = sorted(ASSETS.glob("synthrs_*.png")) or sorted(ASSETS.glob("*.jpg"))
     page.locator("#clv-upload input[type=file]").set_input_files(str(synth[0]))
     page.wait_for_selector("#clv-annotator canvas", timeout=TIMEOUT_MS)

@@ -62,3 +62,11 @@ def test_clvnet_demo_serves_on_loopback(tiny_checkpoint: Path, tmp_path: Path) -
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+
+
+def test_demo_refuses_a_malformed_model_card_naming_the_file(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "model_card.json").write_text('{"data_name": "synthrs", "steps": "many"}')
+    assert main(["demo", "--checkpoint", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "model_card.json") in err and "field 'steps'" in err

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from testkit import question_card
 
 from clvnet.demo.service import DemoInputError, DemoService, parse_request
 
@@ -33,7 +34,7 @@ class _Counting:
 
 def test_question_is_capped_in_the_models_tokens_for_run_and_stream(gcg_predictor: Any, tmp_path: Path) -> None:
     counting = _Counting(gcg_predictor)
-    service = DemoService(counting, workdir=tmp_path)
+    service = DemoService(counting, workdir=tmp_path, card=question_card())
     Image.fromarray(np.full((64, 64, 3), 120, np.uint8)).save(tmp_path / "scene.png")
     img = service.load(tmp_path / "scene.png")
     limit = gcg_predictor.max_query_tokens()
@@ -94,12 +95,12 @@ def test_api_errors_are_plain_text_without_server_paths(serve: Callable[..., str
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
-    client = Client(serve(gcg_predictor), verbose=False)
+    client = Client(serve(gcg_predictor, card=question_card()), verbose=False)
     bad = tmp_path / "notes.png"
     bad.write_text("this is not an image")
     cases = [
         (AERIAL, "[[1, 2, 3]]", "", "box 1: expected [x0, y0, x1, y1] or {'xmin', 'ymin', 'xmax', 'ymax'}, got [1, 2, 3]"),
-        (bad, "[[0, 0, 10, 10]]", "", "Cannot read notes.png as an image: file notes.png: cannot read image"),
+        (bad, "[[0, 0, 10, 10]]", "", "notes.png is not a readable image (PNG, JPEG or GeoTIFF)."),
         (AERIAL, "[[0, 0, 10, 10]]", "cars " * 5000, "Question too long"),
     ]
     for image, boxes, query, message in cases:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from testkit import question_card
 
 ASSETS = Path(__file__).resolve().parents[2] / "clvnet" / "demo" / "assets"
 AERIAL = ASSETS / "aerial_residential.jpg"
@@ -42,14 +43,14 @@ def test_twenty_valid_and_five_hostile_requests(serve: Callable[..., str], gcg_p
     notes = tmp_path / "notes.png"
     notes.write_text("not an image")
     assert AERIAL.stat().st_size < 1024 * 1024 < big.stat().st_size
-    url = serve(gcg_predictor, max_upload_mb=1)
+    url = serve(gcg_predictor, max_upload_mb=1, card=question_card())
     client = Client(url, verbose=False)
 
     hostile = {
         "oversized question": (AERIAL, "[[0, 0, 100, 100]]", "Describe the cars. " * 10_000, "Question too long"),
         "oversized upload": (big, "[[0, 0, 100, 100]]", "", r"(?i)maximum file size|too large|413"),
         "bad box": (AERIAL, "[[0, 0, 100]]", "", "box 1: expected"),
-        "not an image": (notes, "[[0, 0, 10, 10]]", "", r"Cannot read notes\.png as an image"),
+        "not an image": (notes, "[[0, 0, 10, 10]]", "", r"notes\.png is not a readable image"),
         "60000x60000 header": (CORPUS / "images" / "header_60000_truncated.tif", "[[0, 0, 10, 10]]", "",
                                "3,600 megapixels"),
     }

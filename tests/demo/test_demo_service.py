@@ -85,7 +85,7 @@ def test_load_unreadable_file_is_a_readable_error(tmp_path: Path) -> None:
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     service = DemoService(predictor=None, workdir=tmp_path / "work")
-    with pytest.raises(DemoInputError, match=r"Cannot read broken\.png as an image"):
+    with pytest.raises(DemoInputError, match=r"^broken\.png is not a readable image \(PNG, JPEG or GeoTIFF\)\.$"):
         service.load(bad)
 
 
@@ -106,7 +106,9 @@ def test_split_caption_keeps_phrase_colours_and_indices_in_both_parts() -> None:
     colors = phrase_colors(3)
     out = split_caption_html(caption, phrases, colors, g)
     assert out.count('class="clv-phrase"') == 3
-    spans = re.findall(r'data-phrase="(\d)" style="color:rgb\((\d+),(\d+),(\d+)\)[^>]*>([^<]*)<', out)
+    # each phrase: its chip in exactly the mask colour, then its text
+    spans = re.findall(r'data-phrase="(\d)"[^>]*><span class="clv-chip" style="background:rgb\((\d+),(\d+),(\d+)\)">'
+                       r'</span>([^<]*)<', out)
     assert [(int(i), (int(r), int(gg), int(b)), t) for i, r, gg, b, t in spans] == [
         (0, colors[0], "boats"), (1, colors[1], "two white cars"), (2, colors[2], "the pier")]
     assert out.index("Scene:") < out.index("boats") < out.index("In the box:") < out.index("two white cars")

@@ -47,7 +47,19 @@ def test_cli_trains_logs_validates_and_checkpoints(experiment: Path, tmp_path: P
         assert kept == ["checkpoint-0000003"]
     final = run / "checkpoint"
     assert {"config.yaml", "model.safetensors", "optimizer.safetensors", "rng.safetensors",
-            "trainer_state.json", "train_config.yaml"} <= {p.name for p in final.iterdir()}
+            "trainer_state.json", "train_config.yaml", "model_card.json"} <= {p.name for p in final.iterdir()}
+    # every checkpoint carries its model card: the data it was trained on and the steps so far
+    from clvnet.data.synth import SYNTHRS_VERSION
+    from clvnet.models.card import load_card
+
+    card = load_card(final)
+    assert card is not None and card.synthetic_only and card.data_version == SYNTHRS_VERSION
+    assert card.data_sources == {"synthrs": 12} and card.steps == 4 and not card.trained_with_questions
+    assert card.samples_seen == 4 * 4  # 4 steps of batch 4, one process, no accumulation
+    assert card.image_stats is not None and card.image_stats.n_images == 12
+    assert all(0 < m < 255 for m in card.image_stats.mean) and card.metrics == {}
+    periodic = load_card(run / "checkpoints" / "checkpoint-0000003")
+    assert periodic is not None and periodic.steps == 3
     from clvnet.models import from_pretrained
 
     model = from_pretrained(final)
