@@ -48,7 +48,8 @@ def register(subparsers: Any) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("image", nargs="?", help="image file (PNG, JPEG, TIFF, GeoTIFF); or 'merge' followed by OUT")
     p.add_argument("merge_dir", nargs="?", type=Path, help=argparse.SUPPRESS)
-    p.add_argument("--checkpoint", required=True, help="checkpoint folder (config.yaml, model.safetensors, tokenizer)")
+    p.add_argument("--checkpoint", help="checkpoint folder (config.yaml, model.safetensors, tokenizer); required "
+                                         "except for 'predict merge OUT'")
     p.add_argument("--box", nargs=4, type=float, action="append", metavar=("X0", "Y0", "X1", "Y1"),
                    help="a box in pixels (or in --box-crs map units: xmin ymin xmax ymax); repeat for more")
     p.add_argument("--box-crs", help="CRS of --box coordinates, e.g. EPSG:4326 (georeferenced input only)")
@@ -233,6 +234,8 @@ def handler(args: argparse.Namespace) -> int:
     if args.merge_dir is not None:
         raise ValueError(f"one IMAGE only (got {args.image} and {args.merge_dir}); to merge part files: "
                          "clvnet predict merge OUT")
+    if args.checkpoint is None:
+        raise ValueError("--checkpoint DIR is required")
     if (args.image is None) == (args.images is None):
         raise ValueError("give either IMAGE or --images DIR_OR_GLOB (batch mode), not both")
     if args.image is not None and not args.box:

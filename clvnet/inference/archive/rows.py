@@ -77,7 +77,7 @@ def box_polygon(box: tuple[float, float, float, float], info: RasterInfo, out_cr
     t = np.linspace(0.0, 1.0, 11)[:-1]
     xs = np.concatenate([x0 + t * (x1 - x0), np.full_like(t, x1), x1 - t * (x1 - x0), np.full_like(t, x0)])
     ys = np.concatenate([np.full_like(t, y0), y0 + t * (y1 - y0), np.full_like(t, y1), y1 - t * (y1 - y0)])
-    mx, my = info.transform * (xs, ys)
+    mx, my = info.transform @ (xs, ys)
     if out_crs != info.crs:
         mx, my = warp_transform(info.crs, out_crs, list(mx), list(my))
     return Polygon(zip(mx, my))

@@ -99,7 +99,7 @@ def _pixel_box(bounds: tuple[float, float, float, float], info: RasterInfo) -> t
     """Map bounds in the raster's CRS -> pixel box (bounding box of the four corners through the inverse affine)."""
     xmin, ymin, xmax, ymax = bounds
     inv = ~info.transform
-    cols, rows = inv * (np.array([xmin, xmax, xmax, xmin]), np.array([ymin, ymin, ymax, ymax]))
+    cols, rows = inv @ (np.array([xmin, xmax, xmax, xmin]), np.array([ymin, ymin, ymax, ymax]))
     return float(np.min(cols)), float(np.min(rows)), float(np.max(cols)), float(np.max(rows))
 
 
