@@ -114,6 +114,8 @@ def boxes_jobs(tasks: list[Any], infos: dict[Path, RasterInfo]) -> list[RasterJo
     """``--boxes BOXES.jsonl`` tasks (parsed by the one-image CLI's batch reader) as raster jobs."""
     jobs = []
     for t in tasks:
+        if t.error is not None and t.image in infos and not t.boxes:
+            continue  # a raster of --images that the JSONL gives no box: nothing to do there
         if t.error is not None:
             raise DataError(t.error)
         info = infos.get(t.image) or read_info(t.image)

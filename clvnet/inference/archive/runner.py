@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -166,10 +167,14 @@ def run(args: argparse.Namespace) -> int:
                                                   cache_size=args.feature_cache)
             bar = tqdm(total=n_mine, unit="box", desc=f"predict rank {ranks.rank}" if ranks.world > 1 else "predict",
                        file=sys.stderr, position=ranks.rank if ranks.world > 1 else None, smoothing=0.1)
+            t0 = time.perf_counter()
             with parts.PartWriter(out, ranks.rank) as writer:
                 for job in mine:
                     failed += not _run_job(predictor, job, writer, ctx, args, formats, out, bar)
             bar.close()
+            secs = time.perf_counter() - t0
+            print(f"predict rank {ranks.rank}: {n_mine} box(es) on {len(mine)} raster(s) in {secs:.2f} s "
+                  f"({n_mine / max(secs, 1e-9):.2f} box/s)", file=sys.stderr)
         failed = shard.sum_over_ranks(ranks, failed, device)
         if ranks.is_main:
             layer_formats = [f for f in formats if f in LAYER_FORMATS]

@@ -154,7 +154,8 @@ def test_stac_item_collection(scenes: Path, tiny_checkpoint: Path, tmp_path: Pat
     assert "items.json" in err and "scene-b" in err and "remote" in err
 
 
-def test_boxes_jsonl_to_geopackage(scenes: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+def test_boxes_jsonl_to_geopackage(scenes: Path, tiny_checkpoint: Path, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
     boxes = tmp_path / "boxes.jsonl"
     boxes.write_text(json.dumps({"image": "a.tif", "box": [10, 20, 70, 90], "id": "dock"}) + "\n"
                      + json.dumps({"image": "b.tif", "box": [500070, 4649960, 500090, 4649990],
@@ -165,6 +166,14 @@ def test_boxes_jsonl_to_geopackage(scenes: Path, tiny_checkpoint: Path, tmp_path
     assert sorted(cols["box_id"]) == ["dock", "pier"]
     pier = geoms[cols["box_id"].tolist().index("pier")]
     assert pier.bounds == pytest.approx((500070.0, 4649960.0, 500090.0, 4649990.0))
+    # a raster of --images without boxes has nothing to do; an image that is not there is an error
+    boxes.write_text(json.dumps({"image": "a.tif", "box": [10, 20, 70, 90], "id": "dock"}) + "\n")
+    assert _run(scenes, tiny_checkpoint, tmp_path / "o2", "--boxes", str(boxes), "--format", "gpkg") == 0
+    assert read_layer(tmp_path / "o2" / "predictions.gpkg", "boxes")[2]["box_id"].tolist() == ["dock"]
+    boxes.write_text(json.dumps({"image": "gone.tif", "box": [10, 20, 70, 90]}) + "\n")
+    capsys.readouterr()
+    assert _run(scenes, tiny_checkpoint, tmp_path / "o3", "--boxes", str(boxes), "--format", "gpkg") == 2
+    assert "boxes.jsonl line 1: image 'gone.tif' is not among --images" in capsys.readouterr().err
 
 
 def test_edge_error(scenes: Path, aoi: Path, tiny_checkpoint: Path, tmp_path: Path,
