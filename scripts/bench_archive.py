@@ -1,15 +1,16 @@
 """Archive-run figures, each measured in one run of this script with a tiny random model (nothing downloaded).
 
 1. ``--grid`` over a folder of tiled scenes: boxes/s with 1 process against ``torchrun`` with 2 processes
-   (same cores: 1 process with ``--threads`` threads, 2 processes with ``threads // 2`` each).
+   (1 process with ``--threads`` torch threads, each of the 2 ranks with ``threads // 2``, at least 1).
 2. The same job (1 process) with the feature cache off (``--feature-cache 0``) against on (default).
 3. Peak RSS of a whole ``clvnet predict`` process at each of ``--rss-boxes`` boxes (``--boxes`` JSONL, boxes
    spread over the same scenes), read with ``os.wait4`` for that process alone.
 
 boxes/s is the number of boxes over the slowest rank's prediction loop (printed by each rank), so that
-process start and model loading are left out; the command's wall time is reported too. Example::
+process start and model loading are left out; the command's wall time is reported too. Each pair runs
+``--rounds`` times, alternately, and the ratio is given per round and as the median. Example::
 
-    python scripts/bench_archive.py --scenes 20 --size 2048 --grid 512 --rss-boxes 100,1000 --out bench.json
+    python scripts/bench_archive.py --scenes 20 --size 2048 --grid 512 --rss-boxes 100,1000 --rounds 2 --out bench.json
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import argparse
 import json
 import os
 import re
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,6 +46,9 @@ def tiny_checkpoint(out: Path) -> Path:
 
 def run(cmd: list[str], threads: int) -> dict[str, Any]:
     """Run ``cmd``; its wall time, peak RSS (GiB, this process tree's largest) and the ranks' box rates."""
+    out = Path(cmd[cmd.index("--out") + 1])
+    if out.exists():  # a finished earlier run would be resumed, i.e. skipped
+        shutil.rmtree(out)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO)}
     t0 = time.perf_counter()
     with tempfile.TemporaryFile() as err:
@@ -68,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--grid", type=int, default=512)
     p.add_argument("--rss-boxes", default="100,1000", help="box counts of the peak-RSS runs ('' = skip)")
     p.add_argument("--rss-box-size", type=int, default=256, help="side of each box of the RSS runs (px)")
-    p.add_argument("--threads", type=int, default=2, help="threads of the 1-process runs (split over 2 ranks)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads of a 1-process run (the 2-rank run gets half each, at least 1)")
+    p.add_argument("--rounds", type=int, default=1, help="alternating repeats of each pair of runs")
     p.add_argument("--new-tokens", type=int, default=16)
     p.add_argument("--parts", default="procs,cache,rss", help="figures to measure: procs, cache, rss")
     p.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
@@ -90,16 +98,23 @@ def main(argv: list[str] | None = None) -> int:
                            "new_tokens": args.new_tokens, "loadavg_before": Path("/proc/loadavg").read_text().split()[:3]}
     grid = [*base, "--grid", str(args.grid)]
     todo = {t.strip() for t in args.parts.split(",") if t.strip()}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+              str(free_port()), "-m", "clvnet"]
+    pairs = []
     if "procs" in todo:
-        res["one_process"] = run([*clv, *grid, "--out", str(work / "p1")], args.threads)
-        launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                  str(free_port()), "-m", "clvnet"]
-        res["two_processes"] = run([*launch, *grid, "--out", str(work / "p2")], max(1, args.threads // 2))
-        res["two_over_one"] = round(res["two_processes"]["boxes_per_s"] / res["one_process"]["boxes_per_s"], 3)
+        pairs.append(("one_process", [*clv, *grid], args.threads, "two_processes", [*launch, *grid],
+                      max(1, args.threads // 2), "two_over_one"))
     if "cache" in todo:
-        res["cache_off"] = run([*clv, *grid, "--feature-cache", "0", "--out", str(work / "nocache")], args.threads)
-        res["cache_on"] = run([*clv, *grid, "--out", str(work / "cache")], args.threads)
-        res["cache_on_over_off"] = round(res["cache_on"]["boxes_per_s"] / res["cache_off"]["boxes_per_s"], 3)
+        pairs.append(("cache_off", [*clv, *grid, "--feature-cache", "0"], args.threads, "cache_on", [*clv, *grid],
+                      args.threads, "cache_on_over_off"))
+    for name_a, cmd_a, thr_a, name_b, cmd_b, thr_b, ratio in pairs:
+        runs_a, runs_b = [], []
+        for r in range(args.rounds):  # alternate, so that a change in the machine's load hits both sides
+            runs_a.append(run([*cmd_a, "--out", str(work / f"{name_a}{r}")], thr_a))
+            runs_b.append(run([*cmd_b, "--out", str(work / f"{name_b}{r}")], thr_b))
+        res[name_a], res[name_b] = runs_a, runs_b
+        ratios = [b["boxes_per_s"] / a["boxes_per_s"] for a, b in zip(runs_a, runs_b)]
+        res[ratio] = {"per_round": [round(x, 3) for x in ratios], "median": round(statistics.median(ratios), 3)}
     for n in [int(v) for v in args.rss_boxes.split(",") if v.strip() and "rss" in todo]:
         boxes = write_boxes(work / f"boxes_{n}.jsonl", sorted(scenes.glob("*.tif")), n, args.size, args.rss_box_size)
         res[f"rss_{n}_boxes"] = run([*clv, *base, "--boxes", str(boxes), "--format", "gpkg",
