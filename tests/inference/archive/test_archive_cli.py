@@ -242,3 +242,26 @@ def test_bad_inputs(case: str, message: str, scenes: Path, aoi: Path, tiny_check
     assert _run(images, tiny_checkpoint, tmp_path / "out", *args) == 2
     assert re.search(message, capsys.readouterr().err), message
     assert not (tmp_path / "out" / "parts").exists()
+
+
+def test_geographic_raster_areas_are_geodesic(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    import rasterio
+    from affine import Affine
+    from pyproj import Geod
+
+    folder = tmp_path / "ll"
+    folder.mkdir()
+    step = 1e-5  # degrees: about 0.83 m east-west and 1.11 m north-south at 42 N
+    data = np.random.default_rng(1).integers(0, 256, size=(3, 96, 96), dtype=np.uint8)
+    with rasterio.open(folder / "ll.tif", "w", driver="GTiff", width=96, height=96, count=3, dtype="uint8",
+                       crs="EPSG:4326", transform=Affine(step, 0.0, 15.0, 0.0, -step, 42.0)) as dst:
+        dst.write(data)
+    out = tmp_path / "out"
+    assert _run(folder, tiny_checkpoint, out, "--grid", "96", "--simplify", "0") == 0
+    meta, _, cols = read_layer(out / "predictions.gpkg", "phrases")
+    assert meta["crs"] == "EPSG:4326"
+    lat = 42.0 - 48 * step
+    _, _, dx = Geod(ellps="WGS84").inv(15.0, lat, 15.0 + step, lat)
+    _, _, dy = Geod(ellps="WGS84").inv(15.0, lat, 15.0, lat + step)
+    assert (cols["area_px"] > 0).all()
+    np.testing.assert_allclose(cols["area_m2"], cols["area_px"] * dx * dy, rtol=2e-3)
