@@ -14,6 +14,13 @@ Batch mode (a failure on one image is reported and the rest continue; exit code 
 among ``--images`` or a path (relative to the JSONL's folder). Without ``--out`` the captions are printed,
 phrases marked ``[k: phrase]`` (k from 0, as in the overlay legend).
 
+Many scenes (one GeoPackage; ``torchrun`` / ``accelerate launch`` shard it; re-running resumes)::
+
+    clvnet predict --images DIR|GLOB|LIST.txt|CATALOG.json [--stac-asset KEY]
+                   (--vector FILE [--vector-layer NAME] | --grid SIZE [--grid-overlap PX] | --boxes BOXES.jsonl)
+                   --checkpoint CKPT --out OUT [--format gpkg,parquet,json,png,geojson] [--crs EPSG:XXXX]
+    clvnet predict merge OUT        # merge the part files into OUT/predictions.gpkg (rank 0 does it at the end)
+
 Each box's id (``"id"``, with ``_box<k>`` appended when the line has several boxes; default
 ``<image stem>_box<k>``) names its output files, so it must be a plain file name (no ``/`` or backslash, no control
 characters, ``.`` or ``..``; :mod:`clvnet.data.ids`) and unique ignoring case. All ids are checked before the
@@ -23,7 +30,6 @@ model is loaded: a bad or duplicate id is an error naming the line, and nothing 
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import logging
 import sys
@@ -34,25 +40,40 @@ from typing import Any
 from clvnet.data.record import DataError, iter_lines
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".jp2", ".bmp", ".webp", ".img", ".vrt")
 
 
 def register(subparsers: Any) -> None:
     """Add the ``predict`` subcommand."""
     p = subparsers.add_parser("predict", help="caption and segment boxes on images of any size",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("image", nargs="?", help="image file (PNG, JPEG, TIFF, GeoTIFF)")
-    p.add_argument("--checkpoint", required=True, help="checkpoint folder (config.yaml, model.safetensors, tokenizer)")
+    p.add_argument("image", nargs="?", help="image file (PNG, JPEG, TIFF, GeoTIFF); or 'merge' followed by OUT")
+    p.add_argument("merge_dir", nargs="?", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--checkpoint", help="checkpoint folder (config.yaml, model.safetensors, tokenizer); required "
+                                         "except for 'predict merge OUT'")
     p.add_argument("--box", nargs=4, type=float, action="append", metavar=("X0", "Y0", "X1", "Y1"),
                    help="a box in pixels (or in --box-crs map units: xmin ymin xmax ymax); repeat for more")
     p.add_argument("--box-crs", help="CRS of --box coordinates, e.g. EPSG:4326 (georeferenced input only)")
     p.add_argument("--query", help="text query (default: the model's global + box-centred prompt)")
-    p.add_argument("--images", help="batch mode: a folder or a glob of images")
+    p.add_argument("--images", help="batch mode: a folder, a glob, a text file of paths or a STAC catalogue JSON")
+    p.add_argument("--stac-asset", help="the asset of each STAC item to read (default: the item's only GeoTIFF)")
+    p.add_argument("--vector", type=Path, help="boxes from the features of a vector file (GeoJSON, GeoPackage, "
+                                               "Shapefile): each feature's bounds on every raster it intersects")
+    p.add_argument("--vector-layer", help="layer of --vector (default: the first)")
+    p.add_argument("--vector-id", help="field holding the feature id (default: an 'id' field, else the FID)")
+    p.add_argument("--edge", choices=["clip", "skip", "error"], default="clip",
+                   help="a --vector feature across a raster edge: clip it to the raster (default), skip it or "
+                        "stop with an error; features on no raster are skipped (error with 'error'); both reported")
+    p.add_argument("--grid", type=int, help="boxes: every SIZE x SIZE tile of every raster")
+    p.add_argument("--grid-overlap", type=int, default=0, help="pixels shared by neighbouring --grid tiles")
+    p.add_argument("--crs", help="CRS of predictions.gpkg / GeoParquet (default: the first raster's)")
+    p.add_argument("--feature-cache", type=int, default=8,
+                   help="image features kept in memory (images; 0 = off: every batch re-encodes its image)")
     p.add_argument("--boxes", type=Path, help="batch mode: JSONL of boxes per image")
     p.add_argument("--out", type=Path, help="output folder (default: print captions to stdout)")
     p.add_argument("--format", default=None,
                    help="comma-separated outputs: json, png, geojson, glamm (default json,png,geojson; "
-                        "geojson only for georeferenced input)")
+                        "geojson only for georeferenced input); gpkg, parquet: one layer for many scenes "
+                        "(gpkg is the default with --vector / --grid)")
     p.add_argument("--bands", help="1-based bands for R,G,B, e.g. 3,2,1 (default: colour interpretation, "
                                    "else the first three)")
     p.add_argument("--stretch", choices=["auto", "percentile", "none"], default="auto",
@@ -99,16 +120,10 @@ class _Task:
     error: str | None = None
 
 
-def _list_images(spec: str) -> list[Path]:
-    path = Path(spec)
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    else:
-        files = sorted(Path(p) for p in glob.glob(spec)
-                       if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise FileNotFoundError(f"--images {spec}: no image files found")
-    return files
+def _list_images(spec: str, stac_asset: str | None = None) -> list[Path]:
+    from clvnet.inference.archive.sources import list_images
+
+    return list_images(spec, stac_asset)
 
 
 def _batch_tasks(images: list[Path], boxes_path: Path | None, args: argparse.Namespace) -> list[_Task]:
@@ -195,6 +210,12 @@ def _formats(args: argparse.Namespace) -> tuple[list[str], bool]:
     return parse_formats(args.format), True
 
 
+def _archive_mode(args: argparse.Namespace) -> bool:
+    """``--vector``, ``--grid`` or a layer format: the many-scenes run of :mod:`clvnet.inference.archive`."""
+    fmts = {t.strip().lower() for t in (args.format or "").split(",")}
+    return args.vector is not None or args.grid is not None or bool(fmts & {"gpkg", "parquet"})
+
+
 def handler(args: argparse.Namespace) -> int:
     """Run ``clvnet predict``; returns 0, or 1 when any image failed in batch mode."""
     from tqdm import tqdm
@@ -203,6 +224,18 @@ def handler(args: argparse.Namespace) -> int:
     from clvnet.inference.predictor import Predictor
     from clvnet.inference.raster import RasterOptions
 
+    if args.image == "merge" and args.merge_dir is not None:
+        from clvnet.inference.archive.runner import merge, parse_formats
+
+        fmts = [f for f in parse_formats(args.format) if f in ("gpkg", "parquet")]
+        if not fmts:
+            raise ValueError(f"--format {args.format}: predict merge writes gpkg and/or parquet")
+        return merge(args.merge_dir, fmts)
+    if args.merge_dir is not None:
+        raise ValueError(f"one IMAGE only (got {args.image} and {args.merge_dir}); to merge part files: "
+                         "clvnet predict merge OUT")
+    if args.checkpoint is None:
+        raise ValueError("--checkpoint DIR is required")
     if (args.image is None) == (args.images is None):
         raise ValueError("give either IMAGE or --images DIR_OR_GLOB (batch mode), not both")
     if args.image is not None and not args.box:
@@ -217,15 +250,27 @@ def handler(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-new-tokens {args.max_new_tokens}: must be >= 1")
     if args.batch_size < 1 or args.preview_max < 16:
         raise ValueError("--batch-size must be >= 1 and --preview-max >= 16")
+    options = RasterOptions(bands=_parse_ints(args.bands, "--bands") if args.bands else None,
+                            stretch=args.stretch, percentiles=_parse_percentiles(args.stretch_percentiles),
+                            use_rasterio=False if args.no_rasterio else None, preview_max=args.preview_max)
+    if (args.vector_layer or args.vector_id) and args.vector is None:
+        raise ValueError("--vector-layer / --vector-id need --vector FILE")
+    if args.feature_cache < 0:
+        raise ValueError(f"--feature-cache {args.feature_cache}: must be >= 0 (0 = off)")
+    if _archive_mode(args):
+        from clvnet.inference.archive.runner import run
+
+        if args.images is None:
+            raise ValueError("--vector / --grid / --format gpkg,parquet need --images (a folder, glob, list or "
+                             "STAC catalogue)")
+        args.raster_options = options
+        return run(args)
     formats, explicit = _formats(args)
     geo_opts = outputs.GeoJSONOptions(simplify_px=args.simplify, target_crs=args.geojson_crs)
     if args.geojson_crs:
         from clvnet.inference.geo import parse_crs
 
         parse_crs(args.geojson_crs, "--geojson-crs")
-    options = RasterOptions(bands=_parse_ints(args.bands, "--bands") if args.bands else None,
-                            stretch=args.stretch, percentiles=_parse_percentiles(args.stretch_percentiles),
-                            use_rasterio=False if args.no_rasterio else None, preview_max=args.preview_max)
     if args.image is not None:
         image = Path(args.image)
         if not image.is_file():
@@ -234,10 +279,10 @@ def handler(args: argparse.Namespace) -> int:
                        ids=[f"{image.stem}_box{k}" for k in range(len(args.box))],
                        wheres=[f"--box {k}" for k in range(len(args.box))])]
     else:
-        tasks = _batch_tasks(_list_images(args.images), args.boxes, args)
+        tasks = _batch_tasks(_list_images(args.images, args.stac_asset), args.boxes, args)
     check_task_ids(tasks, args.boxes)
     predictor = Predictor.from_pretrained(args.checkpoint, device=args.device, raster=options,
-                                          trust_remote_code=args.trust_remote_code,
+                                          trust_remote_code=args.trust_remote_code, cache_size=args.feature_cache,
                                           batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
     from clvnet.models.card import card_line
 

@@ -129,8 +129,11 @@ class Predictor:
 
     def __init__(self, model: Any, *, device: str = "cpu", raster: RasterOptions | None = None,
                  cache_size: int = 8, batch_size: int = 8, max_new_tokens: int | None = None,
-                 region_max: int = 4096) -> None:
+                 region_max: int = 4096, accepts_questions: bool = True) -> None:
         self.model = model.eval()
+        # False when the checkpoint's card says its training prompts held no user questions: such a model
+        # cannot read one, and a question in place of its one instruction makes it loop on its opening words.
+        self.accepts_questions = accepts_questions
         if model.processor is None:
             raise ValueError("the model has no processor (built on the meta device?)")
         self.image_views = model.processor.views       # the same preprocessing as in training
@@ -172,6 +175,10 @@ class Predictor:
             raise                                  # remote code refused: the message already names the flag
         except (OSError, KeyError) as exc:
             raise ValueError(f"--checkpoint {path}: cannot load the model: {exc}") from exc
+        from clvnet.models.card import load_card
+
+        card = load_card(path)                     # a malformed card is a ValueError naming the file
+        kwargs.setdefault("accepts_questions", card is not None and card.trained_with_questions)
         return cls(model, device=dev, **kwargs)
 
     # ------------------------------------------------------------------ inputs
@@ -252,13 +259,20 @@ class Predictor:
         return len(proc.prompt_ids(self._with_box(query.strip()))) - len(proc.prompt_ids(self._with_box("")))
 
     def check_query(self, query: str | None, max_new_tokens: int | None = None) -> None:
-        """Raise ``ValueError`` when the prompt with ``query`` and the answer would not fit the LLM context.
+        """Raise ``ValueError`` when the model cannot take a question (:attr:`accepts_questions`), or when the
+        prompt with ``query`` and the answer would not fit the LLM context.
 
         Nothing is truncated: past its context the model reads positions it never saw, and the work grows
         with the square of the length.
         """
+        if query is None or not query.strip():
+            return
+        if not self.accepts_questions:
+            raise ValueError("--query: this model cannot answer questions: it was trained without them (its model "
+                             "card says so, or it has none; every training prompt was the one captioning "
+                             "instruction). Leave out the query to get the caption.")
         limit = self.max_query_tokens(max_new_tokens)
-        if query is None or not query.strip() or limit is None:
+        if limit is None:
             return
         n = self.query_tokens(query)
         if n > limit:

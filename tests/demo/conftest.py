@@ -39,10 +39,11 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def gcg_predictor(tiny_checkpoint: Path) -> Any:
-    """The real Predictor on the tiny checkpoint (CPU, greedy decoding)."""
+    """The real Predictor on the tiny checkpoint (CPU, greedy decoding). It takes questions: whether one reaches
+    it is the demo service's decision, from the card each test gives the service."""
     from clvnet.inference.predictor import Predictor
 
-    return Predictor.from_pretrained(tiny_checkpoint, device="cpu")
+    return Predictor.from_pretrained(tiny_checkpoint, device="cpu", accepts_questions=True)
 
 
 class Server:

@@ -87,6 +87,10 @@ def test_query_and_inputs(predictor: Predictor) -> None:
     assert predictor._query("Describe <BOX> please") == "Describe <BOX> please"
     assert predictor._query("  ") is None
     img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8))
+    assert not predictor.accepts_questions            # no card: checkpoints trained by clvnet see no questions
+    with pytest.raises(ValueError, match="cannot answer questions"):
+        predictor.predict(img, [[5, 5, 60, 40]], query="What is here?")
+    predictor.accepts_questions = True                # as for a checkpoint whose card says it was
     pred = predictor.predict(img, [[5, 5, 60, 40]], query="What is here?")[0]
     assert pred.id == "image_box0" and pred.image == "array" and (pred.height, pred.width) == (50, 70)
     assert pred.meta["query"].endswith("<BOX>)")

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "scripts"
 # run by .ci/run itself (they install system packages or build a wheel into a fresh venv)
@@ -75,9 +77,36 @@ def test_diagnose_quickstart(tmp_path: Path) -> None:
     assert "teacher" in out.lower()
 
 
+def test_make_tiled_folder_and_bench_archive(tmp_path: Path) -> None:
+    import pyogrio
+
+    _run("scripts/make_tiled_folder.py", str(tmp_path / "work" / "scenes"), "--count", "2", "--size", "128",
+         "--aoi", "4")
+    assert sorted(p.name for p in (tmp_path / "work" / "scenes").iterdir()) == [
+        "aoi.geojson", "scene_000.tif", "scene_001.tif"]
+    assert pyogrio.read_info(tmp_path / "work" / "scenes" / "aoi.geojson")["features"] == 4
+    out = tmp_path / "bench.json"
+    _run("scripts/bench_archive.py", "--work", str(tmp_path / "work"), "--parts", "rss", "--size", "128",
+         "--rss-boxes", "3", "--rss-box-size", "32", "--new-tokens", "2", "--threads", "1", "--out", str(out))
+    res = json.loads(out.read_text())
+    assert res["rss_3_boxes"]["boxes"] == 3 and res["rss_3_boxes"]["peak_rss_gib"] > 0
+
+
+@pytest.mark.slow
+def test_bench_archive_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    _run("scripts/bench_archive.py", "--work", str(tmp_path / "work"), "--scenes", "2", "--size", "128",
+         "--grid", "64", "--rss-boxes", "2,4", "--rss-box-size", "32", "--new-tokens", "2", "--out", str(out))
+    res = json.loads(out.read_text())
+    assert res["one_process"][0]["boxes"] == res["two_processes"][0]["boxes"] == 8
+    assert res["cache_on"][0]["boxes"] == res["cache_off"][0]["boxes"] == 8
+    assert res["two_over_one"]["median"] > 0 and res["cache_on_over_off"]["median"] > 0
+    assert res["rss_4_boxes"]["boxes"] == 4
+
+
 TESTED = [f"scripts::{n}" for n in ("bench_eval.py", "bench_inference.py", "make_big_geotiff.py", "bench_paper.py",
                                     "bench_model_step.py", "bench_synth.py", "bench_train.py",
-                                    "diagnose_quickstart.py",
+                                    "diagnose_quickstart.py", "make_tiled_folder.py", "bench_archive.py",
                                     "make_bad_corpus.py")]  # run by tests/test_bad_inputs.py
 
 
