@@ -67,7 +67,7 @@ FULL = "full"
 # Fields that do not change the trained weights: where the run writes, how it logs and validates,
 # how many threads and how much cache it uses, and the seed (a run is a (key, seed) pair).
 RUN_LOCAL: frozenset[str] = frozenset({
-    "output_dir", "data.train", "data.val", "data.test", "data.num_workers", "data.prefetch", "data.val_max_samples",
+    "output_dir", "data.train", "data.val", "data.test", "data.num_workers", "data.val_max_samples",
     "data.dataset.cache_mb", "train.seed", "train.progress", "train.log_every", "train.tensorboard",
     "train.cpu_threads", "train.save_every", "train.keep_last", "train.val_every", "train.val_captions",
     "train.val_max_new_tokens", "train.best_metric", "train.best_mode"})

@@ -32,7 +32,6 @@ class DataConfig:
         test: test JSONL (used by the quickstart and ``clvnet eval``, not by training).
         dataset: sample construction (sizes, augmentation), shared with the model's input sizes.
         num_workers: DataLoader worker processes (0 = load in the training process).
-        prefetch: without workers, batches a background thread prepares ahead of the model (0 = none).
         val_max_samples: validate on at most this many held-out samples (0 = all).
     """
 
@@ -41,7 +40,6 @@ class DataConfig:
     test: str | None = None
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     num_workers: int = 2
-    prefetch: int = 2
     val_max_samples: int = 64
 
 

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import os
-import queue
 import signal
-import threading
 import time
-from collections.abc import Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
-
-T = TypeVar("T")
 
 
 def ignore_sigint(worker_id: int) -> None:
@@ -93,57 +88,3 @@ def param_groups(model: torch.nn.Module, weight_decay: float, lr: float,
         raise ValueError("the model has no trainable parameters")
     return [{"params": ps, "lr": lr * mult, "weight_decay": weight_decay if decays else 0.0}
             for (mult, decays), ps in sorted(groups.items(), key=lambda kv: (kv[0][0], not kv[0][1]))]
-
-
-_END = object()
-
-
-class _Failure:
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-
-def prefetch(iterable: Iterable[T], depth: int) -> Iterator[T]:
-    """Iterate ``iterable`` in a background thread, up to ``depth`` items ahead (``depth`` <= 0: in line).
-
-    Batches are prepared (decode, resize, collate, tokenise) while the model trains on the previous one: those
-    steps release the GIL, so on a 2-core machine without loader workers the data time mostly disappears. An
-    exception in the thread is raised here; closing the generator stops the thread.
-    """
-    if depth <= 0:
-        yield from iterable
-        return
-    items: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                items.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        try:
-            for item in iterable:
-                if not put(item):
-                    return
-            put(_END)
-        except BaseException as exc:                          # re-raised in the consumer
-            put(_Failure(exc))
-
-    thread = threading.Thread(target=work, name="clvnet-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = items.get()
-            if item is _END:
-                return
-            if isinstance(item, _Failure):
-                raise item.exc
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=30)

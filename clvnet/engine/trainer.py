@@ -40,7 +40,6 @@ from clvnet.engine.runtime import (
     enable_gradient_checkpointing,
     ignore_sigint,
     param_groups,
-    prefetch,
 )
 from clvnet.engine.schedule import LRScheduler, step_progress, time_progress
 from clvnet.engine.state import TrainState, build_or_resume_model
@@ -314,8 +313,7 @@ class Trainer:
         while not (self._done(time.perf_counter() - self._start) or self._stop_requested()):
             epoch_finished = True
             t_fetch = time.perf_counter()
-            depth = 0 if self.cfg.data.num_workers else self.cfg.data.prefetch
-            for _batch, inputs in prefetch(self._loader(), depth):
+            for _batch, inputs in self._loader():
                 tm.data += time.perf_counter() - t_fetch
                 inputs = to_device(inputs, self.acc.device)
                 sync = (micro + 1) % t.grad_accum == 0

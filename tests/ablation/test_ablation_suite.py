@@ -96,7 +96,7 @@ def test_dedup_compares_resolved_configs_not_names(tmp_path: Path) -> None:
 
 def test_keys_ignore_run_local_settings_but_not_the_data() -> None:
     a = plan(list(PAPER_SUITE[:1]), ["train.cpu_threads=1", "output_dir=a", "train.seed=3"], {"train": 16})[0]
-    b = plan(list(PAPER_SUITE[:1]), ["train.cpu_threads=2", "output_dir=b", "data.num_workers=4", "data.prefetch=0"],
+    b = plan(list(PAPER_SUITE[:1]), ["train.cpu_threads=2", "output_dir=b", "data.num_workers=4"],
              {"train": 16})[0]
     c = plan(list(PAPER_SUITE[:1]), [], {"train": 32})[0]
     d = plan(list(PAPER_SUITE[:1]), ["optim.lr=1e-4"], {"train": 16})[0]

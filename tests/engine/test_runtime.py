@@ -40,35 +40,3 @@ def test_auto_threads_within_cores(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_gradient_checkpointing_needs_support() -> None:
     with pytest.raises(ValueError, match="no part of the model supports it"):
         enable_gradient_checkpointing(torch.nn.Linear(2, 2))
-
-
-def test_prefetch_keeps_order_raises_and_stops() -> None:
-    import threading
-
-    from clvnet.engine.runtime import prefetch
-
-    assert list(prefetch(iter(range(7)), 2)) == list(range(7))
-    assert list(prefetch(iter(range(3)), 0)) == [0, 1, 2]
-
-    def bad():
-        yield 1
-        raise KeyError("broken sample")
-
-    it = prefetch(bad(), 2)
-    assert next(it) == 1
-    with pytest.raises(KeyError, match="broken sample"):
-        next(it)
-    made: list[int] = []
-
-    def endless():
-        i = 0
-        while True:
-            made.append(i)
-            yield i
-            i += 1
-
-    gen = prefetch(endless(), 2)
-    assert next(gen) == 0
-    gen.close()                                               # a loop that breaks early stops the thread
-    assert not any(t.name == "clvnet-prefetch" and t.is_alive() for t in threading.enumerate())
-    assert len(made) <= 5
