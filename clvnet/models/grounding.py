@@ -161,9 +161,6 @@ class ConvPyramid(nn.Module):
         self.high_res = high_res
         self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in (channels[1:] if high_res else channels[3:]))
         # oneDNN's convolutions run faster on channels-last (NHWC) tensors on CPU; the outputs are NCHW again
-        for conv in self.modules():
-            if isinstance(conv, nn.Conv2d):
-                conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
         """Normalised pixels (B, 3, H, W) -> (embedding (B, C, H/16, W/16), [(B, C, H/4, W/4), (B, C, H/8, W/8)]).
@@ -171,7 +168,7 @@ class ConvPyramid(nn.Module):
         The high-resolution maps are None without ``high_res``.
         """
         maps = []
-        x = pixels.contiguous(memory_format=torch.channels_last)
+        x = pixels
         for stage in self.stages:
             x = stage(x)
             maps.append(x)
