@@ -56,16 +56,25 @@ class MaskDecoder(nn.Module):
                 names.append(n)
         return names
 
-    def forward(self, f_g: torch.Tensor, feats: GroundingFeatures) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, f_g: torch.Tensor, feats: GroundingFeatures, rows: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Decode one mask per object.
 
         Args:
             f_g: (B, N, D) context-aware object features.
-            feats: the grounding features of the same B images.
+            feats: the grounding features of the same B images, or with ``rows`` of the images the rows come from.
+            rows: (B,) the image of each row of ``f_g``: the features are selected per row here, after SAM2's
+                per-image ``conv_s0``/``conv_s1`` (so those run once per image, not once per object).
 
         Returns:
             low-resolution mask logits (B, N, h', w') and mask tokens (B, N, C).
         """
+        high_res = feats.high_res
+        if self.kind == "sam2" and high_res is not None:
+            high_res = [self.decoder.conv_s0(high_res[0]), self.decoder.conv_s1(high_res[1])]
+        if rows is not None:
+            feats = feats.select(rows)
+            high_res = None if high_res is None else [h.index_select(0, rows) for h in high_res]
         b, n, _ = f_g.shape
         emb = feats.embedding
         h, w = emb.shape[-2:]
@@ -78,12 +87,11 @@ class MaskDecoder(nn.Module):
             dense = dense + feats.dense_prompt
         pos = feats.positional.expand(b, -1, -1, -1)
         if self.kind == "sam2":
-            if feats.high_res is None:
+            if high_res is None:
                 raise ValueError("the SAM2 mask decoder needs high-resolution features")
-            high = [self.decoder.conv_s0(feats.high_res[0]), self.decoder.conv_s1(feats.high_res[1])]
             masks, _, tokens, _ = self.decoder(image_embeddings=emb, image_positional_embeddings=pos,
                                                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                                               multimask_output=False, high_resolution_features=high)
+                                               multimask_output=False, high_resolution_features=high_res)
             return masks[:, :, 0], tokens[:, :, 0]
         captured: list[torch.Tensor] = []
 

@@ -138,7 +138,7 @@ class CLVNet(nn.Module):
         keep = 1.0
         if not rows.numel():        # no object at all: decode one padded slot at weight 0 (DDP needs the graph)
             rows, keep = obj_mask.new_zeros(1, 2, dtype=torch.long), 0.0
-        low, tokens = self.mask_decoder(f_g[rows[:, 0], rows[:, 1]][:, None], grounding.select(rows[:, 0]))
+        low, tokens = self.mask_decoder(f_g[rows[:, 0], rows[:, 1]][:, None], grounding, rows=rows[:, 0])
         if low.shape[-1] != size:                                                      # (Ntot, 1, h', w')
             low = F.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
         masks = low.new_zeros(b, n, size, size)
