@@ -98,7 +98,7 @@ def _phrase_texts(phrases: Sequence[str | Phrase]) -> list[str]:
     return [p if isinstance(p, str) else p.text for p in phrases]
 
 
-def _caption_segments(caption: str, phrases: Sequence[str | Phrase]) -> list[tuple[str, int | None]]:
+def caption_segments(caption: str, phrases: Sequence[str | Phrase]) -> list[tuple[str, int | None]]:
     """Split the caption into (text, phrase index or None); uses spans when they match the caption."""
     spans: list[tuple[int, int, int]] = []
     for i, p in enumerate(phrases):
@@ -199,7 +199,7 @@ def render_overlay(
     if title:
         lines.append([(title, None)])
     if caption:
-        lines += _layout_words(_caption_segments(caption, phrases), font, canvas_w - 2 * pad)
+        lines += _layout_words(caption_segments(caption, phrases), font, canvas_w - 2 * pad)
     legend = [[("\u25a0 ", i), (t, i)] for i, t in enumerate(texts)]
     panel_h = pad * 2 + line_h * (len(lines) + len(legend)) + (line_h // 2 if lines and legend else 0)
     canvas = Image.new("RGB", (canvas_w, h + panel_h), PANEL_BG)
@@ -237,7 +237,7 @@ def caption_html(caption: str, phrases: Sequence[Phrase], colors: Sequence[RGB] 
     if len(cols) < len(phrases):
         raise ValueError(f"{len(cols)} colours for {len(phrases)} phrases")
     parts = []
-    for text, idx in _caption_segments(caption, phrases):
+    for text, idx in caption_segments(caption, phrases):
         if idx is None:
             parts.append(html.escape(text))
         else:

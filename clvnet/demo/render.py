@@ -12,6 +12,8 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
+from clvnet.viz import caption_segments
+
 RGB = tuple[int, int, int]
 TEXT_RGB: RGB = (17, 17, 17)  # phrase text colour (on the tint)
 TINT = 0.78                   # share of white in a phrase's background tint
@@ -51,24 +53,6 @@ def phrase_span(text: str, idx: int, color: RGB, flag: str | None) -> str:
     return (f'<span class="{cls}" data-phrase="{idx}"{title} style="background:{_css(tint(color))};'
             f'color:{_css(TEXT_RGB)};border-bottom:2px solid {_css(color)}">'
             f'<span class="clv-chip" style="background:{_css(color)}"></span>{html.escape(text)}</span>')
-
-
-def caption_segments(caption: str, phrases: Sequence[Any]) -> list[tuple[str, int | None]]:
-    """``caption`` cut into plain text (index None) and phrase ``i`` pieces; a phrase whose span does not fit
-    (outside the text, overlapping an earlier one, or not matching its text) is left as plain text."""
-    out: list[tuple[str, int | None]] = []
-    pos = 0
-    for i, p in sorted(enumerate(phrases), key=lambda ip: ip[1].span[0]):
-        s, e = int(p.span[0]), int(p.span[1])
-        if s < pos or e > len(caption) or s >= e or caption[s:e] != p.text:
-            continue
-        if s > pos:
-            out.append((caption[pos:s], None))
-        out.append((caption[s:e], i))
-        pos = e
-    if pos < len(caption):
-        out.append((caption[pos:], None))
-    return out
 
 
 def caption_html(caption: str, phrases: Sequence[Any], colors: Sequence[RGB], flags: Sequence[str | None]) -> str:
