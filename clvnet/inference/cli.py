@@ -120,12 +120,6 @@ class _Task:
     error: str | None = None
 
 
-def _list_images(spec: str, stac_asset: str | None = None) -> list[Path]:
-    from clvnet.inference.archive.sources import list_images
-
-    return list_images(spec, stac_asset)
-
-
 def _batch_tasks(images: list[Path], boxes_path: Path | None, args: argparse.Namespace) -> list[_Task]:
     if boxes_path is None:
         if not args.box:
@@ -279,7 +273,9 @@ def handler(args: argparse.Namespace) -> int:
                        ids=[f"{image.stem}_box{k}" for k in range(len(args.box))],
                        wheres=[f"--box {k}" for k in range(len(args.box))])]
     else:
-        tasks = _batch_tasks(_list_images(args.images, args.stac_asset), args.boxes, args)
+        from clvnet.inference.archive.sources import list_images
+
+        tasks = _batch_tasks(list_images(args.images, args.stac_asset), args.boxes, args)
     check_task_ids(tasks, args.boxes)
     predictor = Predictor.from_pretrained(args.checkpoint, device=args.device, raster=options,
                                           trust_remote_code=args.trust_remote_code, cache_size=args.feature_cache,
